@@ -1,0 +1,172 @@
+"""The `pagesieve` command: label, evaluate, train."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .labels import LABELS
+
+COLOURS = {"content": "\033[32m", "caption": "\033[36m", "navigation": "\033[33m", "ui_chrome": "\033[35m"}
+RESET = "\033[0m"
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def read_input(name: str) -> tuple[str, list[str]]:
+    """(text, warnings) of a file or '-' (stdin); binary and undecodable input handled."""
+    warnings = []
+    if name == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        p = Path(name)
+        if not p.exists():
+            raise UserError(f"{name}: no such file")
+        if p.is_dir():
+            raise UserError(f"{name}: is a directory (label one page at a time, or use `pagesieve predict`)")
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise UserError(f"{name}: cannot read ({e.strerror})") from None
+    head = data[:8192]
+    if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
+        raise UserError(f"{name}: looks like a binary file, not text or HTML")
+    for enc in ("utf-8-sig", "utf-16") if head.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
+        try:
+            return data.decode(enc), warnings
+        except UnicodeDecodeError:
+            pass
+    warnings.append(f"{name}: not valid UTF-8; decoded with replacement characters (U+FFFD)")
+    return data.decode("utf-8", errors="replace"), warnings
+
+
+def parse_keep(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    keep = tuple(v.strip() for v in value.split(",") if v.strip())
+    bad = [k for k in keep if k not in LABELS]
+    if bad:
+        raise UserError(f"--keep: unknown label(s) {', '.join(bad)}; choose from {', '.join(LABELS)}")
+    return keep
+
+
+def cmd_label(args) -> int:
+    from .predictor import Predictor, as_lines, html_lines
+
+    keep = parse_keep(args.keep)
+    text, warnings = read_input(args.file)
+    for w in warnings:
+        print(f"pagesieve: warning: {w}", file=sys.stderr)
+    is_html = args.html or (args.file.lower().endswith((".html", ".htm")) and not args.text)
+    lines = html_lines(text, args.renderer) if is_html else as_lines(text)
+    if not any(l.strip() for l in lines):
+        print("pagesieve: the page is empty: nothing to label", file=sys.stderr)
+        return 0
+    predictor = Predictor.from_pretrained(args.model, device=args.device)
+    results = predictor.predict(lines)
+    out = sys.stdout
+    colour = out.isatty() and not os.environ.get("NO_COLOR") and args.format == "text"
+    if keep:
+        for r in results:
+            if r.label in keep:
+                out.write(r.text + "\n")
+        return 0
+    for r in results:
+        if args.format == "jsonl":
+            out.write(json.dumps({"line": r.index, "label": r.label, "probs": r.probs, "text": r.text},
+                                 ensure_ascii=False) + "\n")
+        elif args.format == "tsv":
+            out.write(f"{r.label}\t{r.probs[r.label]:.3f}\t{r.text}\n")
+        else:
+            lab = f"{r.label:<10}"
+            if colour:
+                lab = COLOURS[r.label] + lab + RESET
+            out.write(f"{lab}  {r.text}\n")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import format_reports, run
+
+    if not Path(args.data).exists():
+        raise UserError(f"{args.data}: no such file or folder")
+    reports = run(args.model, args.data, args.baselines, Path(args.corpora) if args.corpora else None,
+                  Path(args.out) if args.out else None, args.batch_size, args.device)
+    print(format_reports(reports))
+    if args.out:
+        print(f"\nreport.json and confusion.png written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .training import main as train_main
+
+    train_main(args.rest)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data.build import DEFAULT_CORPORA
+
+    ap = argparse.ArgumentParser(prog="pagesieve", description=(
+        "Label every line of a scraped web page as content, caption, navigation or ui_chrome."))
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    lab = sub.add_parser("label", help="label the lines of one page (text or HTML)", description=(
+        "Print each non-blank line of a page with its label. FILE is a text file (one line per line of the "
+        "page), an HTML file (.html/.htm or --html), or - for standard input."))
+    lab.add_argument("file", metavar="FILE|-")
+    lab.add_argument("--format", choices=("text", "tsv", "jsonl"), default="text",
+                     help="text: label and line (coloured on a terminal); tsv: label, probability, line; "
+                          "jsonl: one object per line with every class probability")
+    lab.add_argument("--keep", metavar="LABELS", help="print only the text of lines with these labels, e.g. content,caption")
+    lab.add_argument("--html", action="store_true", help="the input is HTML: render it to lines first")
+    lab.add_argument("--text", action="store_true", help="the input is text even if its name ends in .html")
+    lab.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
+                     help="how HTML becomes lines (default: innertext, like a browser)")
+    lab.add_argument("--model", help="model folder (default: the released model in model/)")
+    lab.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    lab.set_defaults(fn=cmd_label)
+
+    ev = sub.add_parser("evaluate", help="score a model (and baselines) on labeled pages", description=(
+        "Per-class precision/recall/F1, macro-F1, accuracy, content precision/recall by characters, a "
+        "per-language table and a confusion matrix, on labeled pages (JSONL in the LABELS.md format)."))
+    ev.add_argument("--model", help="model folder (default: the released model in model/)")
+    ev.add_argument("--data", required=True, help="labeled pages: JSONL file, folder, or datasets folder")
+    ev.add_argument("--baselines", action="store_true",
+                    help="also score all-content, C4 line rules, jusText and (with the pages' HTML) trafilatura")
+    ev.add_argument("--corpora", default=str(DEFAULT_CORPORA),
+                    help="folder of corpus *.jsonl.gz holding the pages' HTML, for trafilatura")
+    ev.add_argument("--out", help="folder for report.json and confusion.png")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--device")
+    ev.set_defaults(fn=cmd_evaluate)
+
+    tr = sub.add_parser("train", help="fine-tune a model (same as python train.py)", add_help=False)
+    tr.add_argument("rest", nargs=argparse.REMAINDER)
+    tr.set_defaults(fn=cmd_train)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"pagesieve: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"pagesieve: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

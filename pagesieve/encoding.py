@@ -1,0 +1,130 @@
+"""A page (its lines) -> token windows for the token classifier, and back.
+
+Rules (the model and the training data share them):
+- Blank lines carry no label and are skipped; every other line gets exactly one prediction.
+- A line becomes at most `line_token_budget` tokens (its start: a long line is judged by
+  its opening words), so a window holds many lines and sees the page around them.
+- The line's label sits on its first token. SentencePiece opens CJK lines and lines that
+  start with a quote or symbol with a bare "▁" that is the same for every such line; we
+  drop it, so the labelled token carries the line's own first word.
+- Line boundaries are marked for free by alternating token_type_ids (0, 1, 0, ...).
+- Windows hold at most `max_length` tokens (with <s> and </s>). Consecutive windows
+  overlap by about `overlap` tokens of whole lines. A line seen in several windows takes
+  the prediction of the window where it sits farthest from an edge (the most context on
+  both sides): `merge_rule = "most-central"`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .labels import IGNORE
+
+# Cut characters before tokenizing: a 200 kB line needs only its first words.
+CHARS_PER_TOKEN_CAP = 16
+
+
+@dataclass
+class Window:
+    input_ids: list[int]
+    token_type_ids: list[int]
+    label_positions: list[int]  # token index of each line's label
+    line_ids: list[int]  # index (into the page's lines) of each labelled line
+    labels: list[int] | None = None  # label ids of those lines (training only)
+
+    def label_array(self) -> list[int]:
+        """Per-token labels: the line label on its first token, IGNORE elsewhere."""
+        out = [IGNORE] * len(self.input_ids)
+        for pos, lab in zip(self.label_positions, self.labels or []):
+            out[pos] = lab
+        return out
+
+
+@dataclass
+class EncodedPage:
+    n_lines: int
+    kept: list[int]  # indexes of the non-blank lines
+    windows: list[Window] = field(default_factory=list)
+
+
+class PageEncoder:
+    def __init__(self, tokenizer, max_length: int = 512, line_token_budget: int = 32, overlap: int = 128):
+        if max_length < 8:
+            raise ValueError("max_length must be at least 8")
+        self.tok = tokenizer
+        self.max_length = max_length
+        self.capacity = max_length - 2  # room for <s> and </s>
+        self.budget = max(1, min(line_token_budget, self.capacity))
+        self.overlap = max(0, min(overlap, self.capacity // 2))
+        self.bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.cls_token_id
+        self.eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        self.bare_space = tokenizer.convert_tokens_to_ids("▁")
+
+    def line_tokens(self, lines: list[str]) -> list[list[int]]:
+        cap = self.budget * CHARS_PER_TOKEN_CAP
+        texts = [line.strip()[:cap] for line in lines]
+        ids = self.tok(texts, add_special_tokens=False)["input_ids"] if texts else []
+        out = []
+        for t in ids:
+            if len(t) > 1 and t[0] == self.bare_space:
+                t = t[1:]
+            out.append(t[: self.budget] or [self.bare_space])  # never empty: the line still needs a slot
+        return out
+
+    def encode(self, lines: list[str], labels: list[int] | None = None) -> EncodedPage:
+        kept = [i for i, line in enumerate(lines) if line.strip()]
+        page = EncodedPage(n_lines=len(lines), kept=kept)
+        if not kept:
+            return page
+        toks = self.line_tokens([lines[i] for i in kept])
+        lens = [len(t) for t in toks]
+        for start, end in self.spans(lens):
+            ids, types, positions = [self.bos], [0], []
+            for j in range(start, end):
+                positions.append(len(ids))
+                ids.extend(toks[j])
+                types.extend([(j - start) % 2] * len(toks[j]))
+            ids.append(self.eos)
+            types.append(0)
+            page.windows.append(Window(
+                ids, types, positions, [kept[j] for j in range(start, end)],
+                [labels[kept[j]] for j in range(start, end)] if labels is not None else None))
+        return page
+
+    def spans(self, lens: list[int]) -> list[tuple[int, int]]:
+        """Greedy [start, end) line spans that fill windows, overlapping by ~`overlap` tokens."""
+        spans, n, start = [], len(lens), 0
+        while True:
+            end, used = start, 0
+            while end < n and used + lens[end] <= self.capacity:
+                used += lens[end]
+                end += 1
+            spans.append((start, end))
+            if end >= n:
+                return spans
+            back, nxt = 0, end
+            while nxt - 1 > start and back + lens[nxt - 1] <= self.overlap:
+                nxt -= 1
+                back += lens[nxt]
+            start = nxt
+
+
+def merge_window_probs(page: EncodedPage, window_probs: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """Per kept line, the class probabilities of its most central window.
+
+    `window_probs[w]` is (lines in window w, n_classes). Returns (len(page.kept), n_classes)
+    in the order of `page.kept`.
+    """
+    row = {line: r for r, line in enumerate(page.kept)}
+    out = np.zeros((len(page.kept), n_classes), dtype=np.float32)
+    best = np.full(len(page.kept), -1, dtype=np.int64)
+    for win, probs in zip(page.windows, window_probs):
+        n_tok = len(win.input_ids)
+        for k, (pos, line) in enumerate(zip(win.label_positions, win.line_ids)):
+            margin = min(pos, n_tok - 1 - pos)
+            r = row[line]
+            if margin > best[r]:
+                best[r] = margin
+                out[r] = probs[k]
+    return out

