@@ -34,7 +34,7 @@ class TrainConfig:
     # augmentation (renderer variety for pages that only exist as one rendering)
     glue_prob: float = 0.0  # chance per page of gluing runs of same-label lines (textContent-like)
     # optimisation
-    epochs: float = 4
+    epochs: float = 4.0
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 5e-5
@@ -47,6 +47,7 @@ class TrainConfig:
     bf16: bool = False
     eval_steps: int = 200
     patience: int = 3  # evaluations without macro-F1 gain before stopping
+    time_budget_min: float = 0  # stop training after this many minutes (0: no limit); the best model is kept
     seed: int = 13
     out: str = "runs/default"  # checkpoints and logs
     release: str = ""  # if set, the best model is also saved there (fp16, without the word table)
@@ -69,6 +70,15 @@ class TrainConfig:
             if k not in names:
                 raise ValueError(f"--set {k}: unknown field (known: {', '.join(names)})")
             values[k] = yaml.safe_load(v)
+        for k, v in values.items():  # YAML reads 1e-4 as a string: coerce to the field's type
+            default = names[k].default
+            if isinstance(default, bool):
+                values[k] = v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+            elif isinstance(default, (int, float)) and isinstance(v, str):
+                try:
+                    values[k] = type(default)(float(v)) if isinstance(default, float) else int(v)
+                except ValueError:
+                    raise ValueError(f"{k}: expected a number, got {v!r}") from None
         cfg = cls(**values)
         for k in ("train", "validation"):
             if isinstance(getattr(cfg, k), str):
@@ -93,12 +103,17 @@ def load_sources(specs: list[str], max_pages: int = 0) -> list[dict]:
 
 
 def split_by_site(pages: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(kept, held out): a site is held out by a hash of (seed, site), so the same sites are
+    held out whatever other pages are in the mix (stage 1 and stage 2 of a recipe agree)."""
+    import hashlib
+
     from .data import site_of
 
-    sites = sorted({site_of(p) for p in pages})
-    random.Random(seed).shuffle(sites)
-    held = set(sites[: max(1, int(round(len(sites) * fraction)))]) if fraction > 0 and len(sites) > 1 else set()
-    return [p for p in pages if site_of(p) not in held], [p for p in pages if site_of(p) in held]
+    def held(page):
+        h = int(hashlib.sha1(f"{seed}:{site_of(page)}".encode()).hexdigest()[:8], 16)
+        return h < fraction * 16**8
+
+    return [p for p in pages if not held(p)], [p for p in pages if held(p)]
 
 
 def glue_lines(lines: list[str], labels: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
@@ -266,7 +281,7 @@ def train(cfg: TrainConfig) -> dict:
         data_collator=lambda b: collate(b, pad_id),
         compute_metrics=line_macro_f1 if val_ds else None,
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
-        callbacks=[EarlyStoppingCallback(cfg.patience)] if val_ds else [],
+        callbacks=([EarlyStoppingCallback(cfg.patience)] if val_ds else []) + [TimeBudget(cfg.time_budget_min)],
     )
     resume = _last_checkpoint(cfg.out)
     if resume:
@@ -283,6 +298,25 @@ def train(cfg: TrainConfig) -> dict:
         modeling.save(trainer.model, cfg.release)
         print(f"pagesieve train: released model written to {cfg.release}", file=sys.stderr)
     return result
+
+
+class TimeBudget:
+    """Trainer callback: stop after `minutes` of training (evaluating and saving first)."""
+
+    def __new__(cls, minutes: float):
+        import time
+
+        from transformers import TrainerCallback
+
+        class _Budget(TrainerCallback):
+            start = time.time()
+
+            def on_step_end(self, args, state, control, **kw):
+                if minutes and time.time() - self.start > minutes * 60:
+                    control.should_evaluate = control.should_save = control.should_training_stop = True
+                return control
+
+        return _Budget()
 
 
 def _last_checkpoint(out: str) -> str | None:
