@@ -33,6 +33,8 @@ BLOCK = {"address", "article", "aside", "blockquote", "body", "center", "dd", "d
          "pre", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul", "caption", "option",
          "picture", "video", "audio"}
 CELLS = {"td", "th"}
+_PARSER = lxml.html.HTMLParser(huge_tree=True)  # deep or huge real pages parse whole
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
@@ -54,9 +56,9 @@ def parse(html: str | bytes):
         html = html.decode("utf-8", errors="replace")
     if not html or not html.strip():
         raise ValueError("empty HTML")
-    html = html.replace("\x00", "")
+    html = _XML_DECL.sub("", html.replace("\x00", ""), count=1)  # lxml refuses str input that declares an encoding
     try:
-        root = lxml.html.document_fromstring(html)
+        root = lxml.html.document_fromstring(html, parser=_PARSER)
     except (etree.ParserError, ValueError) as e:
         raise ValueError(f"HTML does not parse: {e}") from None
     if root is None:

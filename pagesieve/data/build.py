@@ -154,11 +154,12 @@ def agreement(records_by_id: dict, gold_dev: list[dict]) -> dict:
                 continue
             g_all.append(LABELS.index(page["labels"][j]))
             w_all.append(LABELS.index(lab))
-            by_ev[(ev.split(".")[0], lab == page["labels"][j])] += 1
+            kind = ev.split(":")[0] + ":" + (ev.split(".")[-1] if ev.startswith("dom:") and "." in ev else ev.split(":")[-1])
+            by_ev[(kind, lab == page["labels"][j])] += 1
     s = scores(g_all, w_all)
     s.update(gold_lines=total, aligned_lines=aligned, labeled_lines=len(g_all), unknown_lines=unknown,
-             evidence_precision={k: round(by_ev[(k, True)] / (by_ev[(k, True)] + by_ev[(k, False)]), 3)
-                                 for k in sorted({k for k, _ in by_ev})})
+             evidence_precision={k: f"{by_ev[(k, True)] / (by_ev[(k, True)] + by_ev[(k, False)]):.2f} "
+                                    f"({by_ev[(k, True)] + by_ev[(k, False)]})" for k in sorted({k for k, _ in by_ev})})
     return s
 
 
@@ -173,7 +174,7 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = 
     dev = list(read_pages(gold_dev)) if gold_dev and Path(gold_dev).exists() else []
     dev_ids = {p["id"] for p in dev}
     gold = {p["id"]: p for p in read_pages(gold_train)} if gold_train and Path(gold_train).exists() else {}
-    rejects, pages, dev_records = [], [], {}
+    rejects, pages, dev_records, train_records = [], [], {}, {}
 
     def jobs():
         n = 0
@@ -187,6 +188,8 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = 
             n += 1
             if limit and n > limit:
                 return
+            if rec.get("id") in gold:
+                train_records[rec["id"]] = rec
             yield rec, seed, gold.get(rec.get("id"))
 
     with Pool(workers) if workers > 1 else _Serial() as pool:
@@ -212,7 +215,8 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = 
     with open(out / "rejects.jsonl", "w") as fh:
         for r in rejects:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    agree = agreement(dev_records, dev) if dev else {}
+    agree = {"dev": agreement(dev_records, dev) if dev else {},
+             "train": agreement(train_records, list(gold.values())) if gold else {}}
     (out / "agreement.json").write_text(json.dumps(agree, indent=1))
     stats = card(out, split, rejects, agree, seed, time.time() - t0)
     print(f"pagesieve data: {sum(len(v) for v in split.values())} pages in {out / 'dataset'}; "
@@ -262,15 +266,17 @@ def card(out: Path, split: dict, rejects: list, agree: dict, seed: int, seconds:
             "## Per language", "", table([[c, n["pages"]] + [n[k] for k in cols]
                                          for c, n in sorted(by_lang.items(), key=lambda x: -x[1]["pages"])],
                                         ["lang", "pages"] + cols), ""]
-    if agree:
-        text += ["## Weak labels against the gold dev pages", "",
-                 "Innertext rendering of each gold dev page's HTML, lines aligned to the gold lines by text; "
-                 f"{agree['aligned_lines']} of {agree['gold_lines']} gold lines aligned, {agree['labeled_lines']} "
-                 f"got a weak label ({agree['unknown_lines']} unknown).", "",
-                 table([[k, agree[k]["precision"], agree[k]["recall"], agree[k]["f1"], agree[k]["support"]] for k in LABELS],
+    for which, a in agree.items():
+        if not a:
+            continue
+        text += [f"## Weak labels against the gold {which} pages", "",
+                 f"Innertext rendering of each gold {which} page's HTML, lines aligned to the gold lines by text; "
+                 f"{a['aligned_lines']} of {a['gold_lines']} gold lines aligned, {a['labeled_lines']} "
+                 f"got a weak label ({a['unknown_lines']} unknown).", "",
+                 table([[k, a[k]["precision"], a[k]["recall"], a[k]["f1"], a[k]["support"]] for k in LABELS],
                        ["class", "precision", "recall", "F1", "gold lines"]), "",
-                 f"Macro-F1 {agree['macro_f1']}, accuracy {agree['accuracy']} (labeled lines only).", "",
-                 "Precision by evidence: " + ", ".join(f"{k} {v}" for k, v in agree["evidence_precision"].items()), ""]
+                 f"Macro-F1 {a['macro_f1']}, accuracy {a['accuracy']} (labeled lines only).", "",
+                 "Precision by evidence (lines): " + ", ".join(f"{k} {v}" for k, v in a["evidence_precision"].items()), ""]
     (out / "README.md").write_text("\n".join(text))
     return {"pages": len(all_pages), "labels": dict(labels), "agreement": agree}
 

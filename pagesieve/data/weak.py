@@ -20,9 +20,12 @@ import unicodedata
 from . import lexicon
 
 _CAPTION = re.compile(r"caption|credit|figcap|bildunterschrift|legende|légende|photo-?info|img-?desc", re.I)
-_UI = re.compile(r"share|social|subscri|login|log-in|signin|sign-in|register|cookie|consent|gdpr|comment|"
-                 r"(^|[-_ ])ads?([-_ ]|$)|advert|banner|modal|popup|overlay|loader|loading|spinner|counter|"
-                 r"newsletter|paywall|toolbar|button|btn|icon|tooltip|rating|vote|print|widget-weather|poll", re.I)
+_UI = re.compile(r"share|social|subscri|(^|[-_ ])log-?in|signin|sign-in|register|cookie|consent|gdpr|comment|"
+                 r"(^|[-_ ])ads?([-_ ]|$)|advert|modal|popup|(^|[-_ ])loader|spinner|counter|newsletter|paywall|"
+                 r"(^|[-_ ])btn|button|icon|tooltip|rating|vote|widget-weather|poll", re.I)
+# class names that also dress links: a line wholly inside a link there is navigation
+_UI_WEAK = re.compile(r"btn|button|icon|share|social", re.I)
+_DATE = re.compile(r"^[\d\s.,:/\-–·|]+$|^\W*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
 _NAV = re.compile(r"(^|[-_ ])nav|menu|breadcrumb|related|teaser|(^|[-_ ])tags?([-_ ]|$)|tag-?list|tagcloud|"
                   r"read-?more|more-?(news|stories|articles)|recommend|popular|most-?read|trending|sidebar|"
                   r"pagination|pager|footer|header|topbar|masthead|logo|sitemap|toc|(^|[-_ ])list-?item", re.I)
@@ -75,25 +78,39 @@ def _classes(el) -> str:
     return f"{el.get('class') or ''} {el.get('id') or ''} {el.get('role') or ''}"
 
 
-def dom_label(line) -> tuple[str, str] | None:
-    """Label from the elements the line came from: nearest matching ancestor wins."""
-    el = line.element
-    if el is None:
-        return None
+def dom_label(line) -> tuple[str | None, str] | None:
+    """Label from the elements the line came from: nearest matching ancestor wins; a "©" line
+    is a legal notice (ui_chrome) unless it sits in a caption (then it is a photo credit)."""
+    found = _ancestor_label(line.element)
+    if found and found[0] == "caption":
+        # teaser headlines inside <figcaption> are links: navigation (measured on gold train pages)
+        return ("navigation", found[1] + "+link") if link_share(line) > 0.9 else found
     if _COPYRIGHT.search(line.text):
         return "ui_chrome", "dom:copyright"
+    if found and found[0] == "ui_chrome":
+        if found[2:] and link_share(line) > 0.9:
+            return None, found[1] + "+link"  # a link dressed as a button: nav or ui about equally often
+        if "comment" in found[1] and len(line.text.split()) >= 12:
+            return None, found[1] + "+long"  # a comment's text is content, its widget ui_chrome: don't guess
+    return found[:2] if found else None
+
+
+def _ancestor_label(el) -> tuple[str, str] | None:
     depth = 0
     while el is not None and depth < 12:
         tag = el.tag if isinstance(el.tag, str) else ""
         cls = _classes(el)
-        if tag in ("figcaption",) or (tag == "figure") or _CAPTION.search(cls):
+        if tag in ("figcaption", "figure") or _CAPTION.search(cls):
             return "caption", f"dom:{tag or 'el'}.caption"
-        if tag in _UI_TAGS or el.get("aria-hidden") == "true" or _UI.search(cls):
-            return "ui_chrome", f"dom:{tag}.ui"
+        m = _UI.search(cls)
+        if tag in _UI_TAGS or m:
+            rule = "comment" if m and "comment" in m.group(0).lower() else "ui"
+            weak = tag in ("button", "label") or bool(m and _UI_WEAK.search(m.group(0)))
+            return ("ui_chrome", f"dom:{tag}.{rule}", "weak") if weak else ("ui_chrome", f"dom:{tag}.{rule}")
         if tag in _NAV_TAGS or el.get("role") == "navigation" or _NAV.search(cls):
             return "navigation", f"dom:{tag}.nav"
         if tag in ("article", "main", "body"):
-            break
+            return None
         el = el.getparent()
         depth += 1
     return None
@@ -124,6 +141,8 @@ def label_lines(lines, record: dict) -> list[tuple[str | None, str]]:
             out.append(gt)
             continue
         lex = lexicon.lookup(line.text)
+        if lex and lex[1] == "symbols" and _DATE.search(line.text.strip()):
+            lex = None  # dates alone: the piece's dateline or a teaser's, can't tell here
         if lex:
             out.append((lex[0], f"lex:{lex[1]}"))
             continue

@@ -1,0 +1,94 @@
+"""Page -> windows -> one prediction per non-blank line, in order, whatever the page looks like."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pagesieve.encoding import PageEncoder, merge_window_probs
+from pagesieve.labels import IGNORE
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def encoder(tokenizer):
+    return PageEncoder(tokenizer, max_length=64, line_token_budget=8, overlap=16)
+
+
+def check_page(encoder, lines):
+    page = encoder.encode(lines)
+    kept = [i for i, l in enumerate(lines) if l.strip()]
+    assert page.kept == kept
+    for w in page.windows:
+        assert len(w.input_ids) <= encoder.max_length
+        assert len(w.input_ids) == len(w.token_type_ids)
+        assert w.input_ids[0] == encoder.bos and w.input_ids[-1] == encoder.eos
+        assert w.line_ids == sorted(w.line_ids)
+        assert all(0 < p < len(w.input_ids) - 1 for p in w.label_positions)
+    seen = sorted({l for w in page.windows for l in w.line_ids})
+    assert seen == kept  # every non-blank line is in some window, blank ones in none
+    # merging gives exactly one prediction per kept line, in page order
+    probs = [np.tile(np.array(w.line_ids, dtype=np.float32)[:, None], (1, 4)) for w in page.windows]
+    merged = merge_window_probs(page, probs, 4)
+    assert merged.shape == (len(kept), 4)
+    assert merged[:, 0].tolist() == [float(i) for i in kept]
+    return page
+
+
+line_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(line_text, max_size=40))
+def test_any_page(encoder, lines):
+    lines = [l.replace("\n", " ").replace("\r", " ") for l in lines]
+    check_page(encoder, lines)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["首页 | 新闻中心", "Заголовок открываемого материала", "😀😀 ok", "   ", "",
+                                 "مرحبا بالعالم", "“Quoted” line", "\t", "a" * 300]), max_size=60))
+def test_mixed_scripts_and_blank_lines(encoder, lines):
+    check_page(encoder, lines)
+
+
+def test_edge_sizes(encoder):
+    assert check_page(encoder, []).windows == []
+    assert len(check_page(encoder, ["one line"]).windows) == 1
+    page = check_page(encoder, [f"line number {i} of a long page" for i in range(10_000)])
+    assert len(page.windows) > 100
+    check_page(encoder, ["x" * 200_000])  # a single 200 kB line
+    check_page(encoder, ["", "   ", "\u200b", "\x00", "real line"])
+
+
+def test_labels_sit_on_first_token_and_bare_space_is_dropped(encoder, tokenizer):
+    page = encoder.encode(["首页", "Hello world"], labels=[2, 0])
+    w = page.windows[0]
+    arr = w.label_array()
+    assert [i for i, x in enumerate(arr) if x != IGNORE] == w.label_positions
+    assert tokenizer.convert_ids_to_tokens([w.input_ids[w.label_positions[0]]]) == ["首页"]
+    assert w.token_type_ids[w.label_positions[0]] != w.token_type_ids[w.label_positions[1]]
+
+
+def test_windows_overlap_and_most_central_window_wins(encoder):
+    lines = [f"line {i} with a few words" for i in range(60)]
+    page = encoder.encode(lines)
+    assert len(page.windows) >= 3
+    for a, b in zip(page.windows, page.windows[1:]):
+        assert set(a.line_ids) & set(b.line_ids), "consecutive windows must share lines"
+    # a line in two windows takes the probabilities of the one where it is farther from an edge
+    line = sorted(set(page.windows[0].line_ids) & set(page.windows[1].line_ids))[0]
+    probs = [np.full((len(w.line_ids), 4), k, dtype=np.float32) for k, w in enumerate(page.windows)]
+    merged = merge_window_probs(page, probs, 4)
+
+    def margin(w):
+        p = w.label_positions[w.line_ids.index(line)]
+        return min(p, len(w.input_ids) - 1 - p)
+
+    expect = 0 if margin(page.windows[0]) >= margin(page.windows[1]) else 1
+    assert merged[page.kept.index(line), 0] == expect
+
+
+def test_line_budget_caps_tokens(encoder):
+    toks = encoder.line_tokens(["word " * 500])
+    assert len(toks[0]) == encoder.budget
