@@ -1,0 +1,44 @@
+"""The released model in model/: loads in one call, small enough for git, and scores above a floor
+on the gold dev pages (set below what we measured, so a broken release fails)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SHARED
+
+DEV = SHARED / "gold" / "dev.jsonl"
+SEED = SHARED / "seed" / "sputnik-lavrov.jsonl"
+# measured for the release (model/README.md): dev macro-F1 0.722, content F1 0.872, seed page 33/37
+FLOOR = {"macro_f1": 0.68, "content_f1": 0.84, "seed_lines": 31}
+
+
+@pytest.fixture(scope="module")
+def released():
+    from pagesieve import Predictor
+
+    return Predictor.from_pretrained(device="cpu")
+
+
+def test_checkpoint_is_small():
+    size = sum(p.stat().st_size for p in (ROOT / "model").iterdir())
+    assert size <= 60 * 2**20, f"model/ weighs {size / 2**20:.1f} MiB"
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="../shared/data/gold is not beside this checkout")
+def test_released_model_on_gold_dev(released):
+    from pagesieve.evaluation import model_predictions, report
+
+    pages = [json.loads(l) for l in DEV.read_text().splitlines()]
+    r = report("release", pages, model_predictions(released, pages))
+    assert r["macro_f1"] >= FLOOR["macro_f1"], r
+    assert r["content"]["f1"] >= FLOOR["content_f1"], r
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="../shared/data/seed is not beside this checkout")
+def test_released_model_on_seed_page(released):
+    page = json.loads(SEED.read_text().splitlines()[0])
+    res = released.predict(page["lines"])
+    right = sum(r.label == page["labels"][r.index] for r in res)
+    assert len(res) == sum(1 for l in page["lines"] if l.strip())
+    assert right >= FLOOR["seed_lines"], f"{right}/{len(res)}"

@@ -1,0 +1,59 @@
+"""train.py with the tiny config: trains, evaluates, saves, resumes; config errors are clear."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pagesieve.training import TrainConfig, glue_lines, split_by_site
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_tiny_training_run_and_resume(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train.py", "--config", "configs/tiny.yaml", "--set", f"out={out}",
+           "--set", f"release={tmp_path / 'released'}"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((out / "result.json").read_text())
+    assert "eval_macro_f1" in res["validation"]
+    assert (tmp_path / "released" / "model.safetensors").exists()
+    from pagesieve.predictor import Predictor
+
+    p = Predictor.from_pretrained(tmp_path / "released", device="cpu")
+    assert len(p.predict("Home\nText")) == 2
+    # the same command again resumes from the last checkpoint instead of starting over
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "resuming from" in r.stderr
+
+
+def test_config_overrides_and_errors(tmp_path):
+    cfg = TrainConfig.load(str(ROOT / "configs/tiny.yaml"), ["lr=1e-4", "epochs=3", "bf16=true", "train=[a.jsonl,b.jsonl*2]"])
+    assert cfg.lr == 1e-4 and cfg.epochs == 3.0 and cfg.bf16 is True and cfg.train == ["a.jsonl", "b.jsonl*2"]
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.load(None, ["learning_rate=1"])
+    with pytest.raises(ValueError, match="number"):
+        TrainConfig.load(None, ["lr=fast"])
+    r = subprocess.run([sys.executable, "train.py", "--set", "nope=1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "unknown field" in r.stderr
+
+
+def test_all_configs_parse():
+    for name in ("cpu", "gpu", "gpu-finetune", "tiny"):
+        TrainConfig.load(str(ROOT / "configs" / f"{name}.yaml"))
+
+
+def test_split_by_site_is_stable(test_pages):
+    a_keep, a_held = split_by_site(test_pages, 0.34, 1)
+    b_keep, b_held = split_by_site(test_pages + [{"url": "https://other.example/x", "lines": [], "labels": []}], 0.34, 1)
+    assert [p["id"] for p in a_held] == [p["id"] for p in b_held if "id" in p]
+    sites = lambda ps: {p["url"].split("/")[2] for p in ps}
+    assert not sites(a_keep) & sites(a_held)
+
+
+def test_glue_lines_keeps_labels_aligned():
+    import random
+
+    lines, labels = glue_lines(["a", "b", "c", "d"], ["nav", "nav", "content", "nav"], random.Random(0))
+    assert len(lines) == len(labels) and "".join(lines) == "abcd"
