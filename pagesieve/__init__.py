@@ -7,7 +7,7 @@
 from .labels import LABELS
 
 __version__ = "0.1.0"
-__all__ = ["LABELS", "Predictor", "LinePrediction"]
+__all__ = ["LABELS", "Predictor", "LinePrediction", "predict_dump"]
 
 
 def __getattr__(name):  # import torch & co. only when the predictor is used
@@ -15,4 +15,8 @@ def __getattr__(name):  # import torch & co. only when the predictor is used
         from . import predictor
 
         return getattr(predictor, name)
+    if name == "predict_dump":
+        from .dump import predict_dump
+
+        return predict_dump
     raise AttributeError(name)

@@ -47,25 +47,38 @@ class Predictor:
         return cls(modeling.load(path), load_tokenizer(), device)
 
     # -- the core: pages of lines -> per-line probabilities ---------------------------
-    @torch.inference_mode()
-    def line_probs(self, pages: Sequence[Sequence[str]], batch_size: int = 16) -> list[tuple[EncodedPage, np.ndarray]]:
-        """For each page: its encoding and (non-blank lines, classes) probabilities.
+    def encode(self, pages: Sequence[Sequence[str]]) -> list[EncodedPage]:
+        """Tokenize pages into windows (CPU work that can run while the model is busy)."""
+        return [self.encoder.encode(list(lines)) for lines in pages]
 
-        Windows of all pages are batched together, sorted by length to waste little padding.
-        """
-        encoded = [self.encoder.encode(list(lines)) for lines in pages]
+    @torch.inference_mode()
+    def probs(self, encoded: list[EncodedPage], batch_size: int = 16) -> list[np.ndarray]:
+        """Per page, (non-blank lines, classes) probabilities. Windows of all pages are batched
+        together, sorted by length so little is spent on padding."""
         jobs = [(p, w) for p, page in enumerate(encoded) for w in range(len(page.windows))]
         jobs.sort(key=lambda j: len(encoded[j[0]].windows[j[1]].input_ids))
         out: dict[tuple[int, int], np.ndarray] = {}
         for b in range(0, len(jobs), batch_size):
             batch = jobs[b:b + batch_size]
-            wins = [encoded[p].windows[w] for p, w in batch]
-            out.update(zip(batch, self._forward(wins)))
-        results = []
-        for p, page in enumerate(encoded):
-            probs = merge_window_probs(page, [out[(p, w)] for w in range(len(page.windows))], len(self.labels))
-            results.append((page, probs))
-        return results
+            out.update(zip(batch, self._forward([encoded[p].windows[w] for p, w in batch])))
+        return [merge_window_probs(page, [out[(p, w)] for w in range(len(page.windows))], len(self.labels))
+                for p, page in enumerate(encoded)]
+
+    def line_probs(self, pages: Sequence[Sequence[str]], batch_size: int = 16) -> list[tuple[EncodedPage, np.ndarray]]:
+        """For each page: its encoding and (non-blank lines, classes) probabilities."""
+        encoded = self.encode(pages)
+        return list(zip(encoded, self.probs(encoded, batch_size)))
+
+    def quantize_int8(self) -> "Predictor":
+        """Dynamic int8 quantization of the linear layers (CPU): ~2x faster, slightly less accurate."""
+        import warnings
+
+        if self.device.type != "cpu":
+            raise ValueError("int8 dynamic quantization runs on the CPU only")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        return self
 
     def _forward(self, wins) -> list[np.ndarray]:
         width = max(len(w.input_ids) for w in wins)

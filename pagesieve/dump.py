@@ -1,0 +1,471 @@
+"""Batch inference over dumps: `pagesieve predict` and `pagesieve.predict_dump(...)`.
+
+Inputs (format from the name, or `fmt=`): JSONL (.jsonl/.ndjson, plain, .gz or .zst), Parquet
+(streamed by row group), Common Crawl WET (.wet/.wet.gz: "conversion" records) and WARC
+(.warc/.warc.gz: HTML "response" records, rendered to lines), plain-text files (a .txt file, a
+directory or a glob: one page per file) and a saved Hugging Face `datasets` dataset.
+
+Every input record gives exactly one output record, in input order: `{"id", "labels": [one per
+input line, null for blank lines], ...}`, or `{"id", "error": reason}` when it cannot be read (bad
+JSON, bad encoding, no text field, empty page...). Work is written in shards of `shard_size`
+records next to the output (`OUTPUT.parts/`) with a manifest, so a killed run started again with the
+same command continues where it stopped; the finished output is byte-identical to an uninterrupted
+run. Reading and tokenizing run in a background thread while the model works.
+"""
+from __future__ import annotations
+
+import collections
+import glob
+import gzip
+import hashlib
+import io
+import json
+import os
+import queue
+import shutil
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .labels import LABELS
+
+FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
+
+
+@dataclass
+class Fields:
+    id: str = "id"
+    text: str = "text"
+    lines: str = "lines"
+    html: str = "html"
+
+
+@dataclass
+class Record:
+    id: str
+    lines: list[str] | None = None
+    extra: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+# -- reading ------------------------------------------------------------------------------
+def detect_format(path: str) -> str:
+    p = path.lower()
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(os.path.join(path, "dataset_dict.json")):
+            return "hf"
+        return "text"
+    if any(ch in path for ch in "*?["):
+        return "text"
+    for suffix in (".gz", ".zst", ".zstd"):
+        if p.endswith(suffix):
+            p = p[: -len(suffix)]
+    if p.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if p.endswith(".parquet"):
+        return "parquet"
+    if p.endswith(".wet") or p.endswith(".warc.wet"):
+        return "wet"
+    if p.endswith((".warc", ".arc")):
+        return "warc"
+    if p.endswith((".txt", ".text")):
+        return "text"
+    raise ValueError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})")
+
+
+def open_binary(path: str):
+    if path.endswith((".zst", ".zstd")):
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True))
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, renderer: str) -> Record:
+    if not isinstance(rec, dict):
+        return Record(fallback_id, error="not a JSON object")
+    rid = rec.get(fields.id)
+    rid = str(rid) if rid is not None else fallback_id
+    extra = {k: v for k, v in rec.items() if k not in (fields.text, fields.lines, fields.html, fields.id)} if keep_fields else {}
+    if isinstance(rec.get(fields.lines), list):
+        lines = [l if isinstance(l, str) else ("" if l is None else str(l)) for l in rec[fields.lines]]
+    elif isinstance(rec.get(fields.text), str):
+        lines = rec[fields.text].splitlines()
+    elif isinstance(rec.get(fields.html), str):
+        lines = render_html(rec[fields.html], renderer)
+        if lines is None:
+            return Record(rid, extra=extra, error="HTML does not parse")
+    else:
+        return Record(rid, extra=extra, error=f"no text field (looked for {fields.lines!r}, {fields.text!r}, {fields.html!r})")
+    if not any(l.strip() for l in lines):
+        return Record(rid, lines=lines, extra=extra, error="empty page")
+    return Record(rid, lines=lines, extra=extra)
+
+
+def render_html(html, renderer: str) -> list[str] | None:
+    from .html import html_to_lines
+
+    try:
+        return html_to_lines(html, renderer)
+    except ValueError:
+        return None
+
+
+def read_jsonl(path, fields, keep_fields, renderer) -> Iterator[Record]:
+    with open_binary(path) as fh:
+        for n, raw in enumerate(fh, 1):
+            fallback = f"{path}:{n}"
+            if not raw.strip():
+                yield Record(fallback, error="blank line")
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield Record(fallback, error="bad encoding (not UTF-8)")
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as e:
+                yield Record(fallback, error=f"bad JSON ({e.msg})")
+                continue
+            yield record_from_dict(rec, fallback, fields, keep_fields, renderer)
+
+
+def read_parquet(path, fields, keep_fields, renderer) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    n = 0
+    for rg in range(pf.num_row_groups):  # one row group in memory at a time
+        for row in pf.read_row_group(rg).to_pylist():
+            n += 1
+            yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, renderer)
+
+
+def read_warc(path, fmt, renderer) -> Iterator[Record]:
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(path, "rb") as fh:
+        for n, rec in enumerate(ArchiveIterator(fh, arc2warc=True), 1):
+            kind = rec.rec_type
+            if (fmt == "wet" and kind != "conversion") or (fmt == "warc" and kind != "response"):
+                continue  # warcinfo, request, metadata...: not pages
+            rid = rec.rec_headers.get_header("WARC-Record-ID") or f"{path}:{n}"
+            extra = {"url": rec.rec_headers.get_header("WARC-Target-URI")}
+            try:
+                body = rec.content_stream().read()
+            except Exception as e:  # truncated or corrupt record
+                yield Record(rid, extra=extra, error=f"unreadable record ({type(e).__name__})")
+                continue
+            if fmt == "warc":
+                ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
+                if ctype and "html" not in ctype.lower():
+                    yield Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
+                    continue
+                lines = render_html(body, renderer)
+                if lines is None:
+                    yield Record(rid, extra=extra, error="HTML does not parse")
+                    continue
+            else:
+                try:
+                    lines = body.decode("utf-8").splitlines()
+                except UnicodeDecodeError:
+                    yield Record(rid, extra=extra, error="bad encoding (not UTF-8)")
+                    continue
+            if not any(l.strip() for l in lines):
+                yield Record(rid, extra=extra, error="empty page")
+                continue
+            yield Record(rid, lines=lines, extra=extra)
+
+
+def read_text_files(path) -> Iterator[Record]:
+    if os.path.isdir(path):
+        files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+    elif any(ch in path for ch in "*?["):
+        files = sorted(glob.glob(path, recursive=True))
+    else:
+        files = [path]
+    for f in files:
+        try:
+            data = Path(f).read_bytes()
+        except OSError as e:
+            yield Record(f, error=f"unreadable ({e.strerror})")
+            continue
+        if b"\x00" in data[:8192]:
+            yield Record(f, error="binary file")
+            continue
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            yield Record(f, error="bad encoding (not UTF-8)")
+            continue
+        lines = text.splitlines()
+        yield Record(f, lines=lines, error=None if any(l.strip() for l in lines) else "empty page")
+
+
+def read_hf(path, fields, keep_fields, renderer, split) -> Iterator[Record]:
+    from datasets import DatasetDict, load_from_disk
+
+    ds = load_from_disk(path)
+    if isinstance(ds, DatasetDict):
+        ds = ds[split]
+    for n, row in enumerate(ds, 1):
+        yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, renderer)
+
+
+def read_records(path: str, fmt: str | None = None, fields: Fields | None = None, keep_fields: bool = False,
+                 renderer: str = "innertext", hf_split: str = "train") -> Iterator[Record]:
+    fields = fields or Fields()
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt != "text" and not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if fmt == "jsonl":
+        return read_jsonl(path, fields, keep_fields, renderer)
+    if fmt == "parquet":
+        return read_parquet(path, fields, keep_fields, renderer)
+    if fmt in ("wet", "warc"):
+        return read_warc(path, fmt, renderer)
+    if fmt == "hf":
+        return read_hf(path, fields, keep_fields, renderer, hf_split)
+    return read_text_files(path)
+
+
+# -- output records ----------------------------------------------------------------------------
+def output_record(rec: Record, page, probs, keep: tuple[str, ...] | None, with_probs: bool,
+                  with_labels: bool, with_lines: bool) -> dict:
+    out = {"id": rec.id}
+    out.update(rec.extra)
+    if rec.error:
+        out["error"] = rec.error
+        return out
+    labels = [None] * len(rec.lines)
+    p_out = [None] * len(rec.lines)
+    for row, i in enumerate(page.kept):
+        labels[i] = LABELS[int(probs[row].argmax())]
+        p_out[i] = [round(float(x), 4) for x in probs[row]]
+    if with_labels:
+        out["labels"] = labels
+    if with_probs:
+        out["probs"] = p_out
+    if with_lines:
+        out["lines"] = rec.lines
+    if keep:
+        out["text"] = "\n".join(rec.lines[i] for i in page.kept if labels[i] in keep)
+    return out
+
+
+# -- the run ----------------------------------------------------------------------------------
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk = []
+    for r in records:
+        chunk.append(r)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _prefetch(it: Iterator, depth: int = 2) -> Iterator:
+    """Run `it` in a background thread (reading + tokenizing while the model works)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work():
+        try:
+            for item in it:
+                q.put(item)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        item = q.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _write_atomic(path: Path, data: bytes):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model: str | None = None,
+                 device: str | None = None, fmt: str | None = None, fields: Fields | None = None,
+                 keep: tuple[str, ...] | None = None, with_probs: bool = False, with_labels: bool = True,
+                 with_lines: bool = False, keep_fields: bool = False, renderer: str = "innertext",
+                 hf_split: str = "train", batch_size: int | None = None, shard_size: int = 1000,
+                 quantize: bool = False, progress: bool = True) -> dict:
+    """Label every record of the inputs into `output` (.jsonl, .jsonl.gz, .parquet, or a directory:
+    one output per input). Returns the summary (records in/out, errors by reason)."""
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not inputs:
+        raise ValueError("no input")
+    if keep:
+        bad = set(keep) - set(LABELS)
+        if bad:
+            raise ValueError(f"unknown label(s) {sorted(bad)}: choose from {', '.join(LABELS)}")
+    out = Path(output)
+    is_dir_out = output.endswith(os.sep) or out.is_dir() or not out.suffix
+    if predictor is None:
+        from .predictor import Predictor
+
+        predictor = Predictor.from_pretrained(model, device=device)
+        if quantize:
+            predictor.quantize_int8()
+    batch_size = batch_size or (128 if predictor.device.type == "cuda" else 16)
+    opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
+                with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
+                hf_split=hf_split, shard_size=shard_size)
+    if is_dir_out:
+        out.mkdir(parents=True, exist_ok=True)
+        summaries = []
+        for inp in inputs:
+            name = Path(inp.rstrip("/*")).name.split(".")[0] or "input"
+            summaries.append(_run_one([inp], out / f"{name}.jsonl", predictor, batch_size, opts, progress))
+        return _merge_summaries(summaries)
+    return _run_one(inputs, out, predictor, batch_size, opts, progress)
+
+
+def _merge_summaries(summaries: list[dict]) -> dict:
+    errors = collections.Counter()
+    for s in summaries:
+        errors.update(s["errors"])
+    return {"records_in": sum(s["records_in"] for s in summaries), "records_out": sum(s["records_out"] for s in summaries),
+            "errors": dict(errors), "outputs": [s["output"] for s in summaries]}
+
+
+def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dict, progress: bool) -> dict:
+    from tqdm import tqdm
+
+    suffix = "".join(out.suffixes[-2:]) if out.suffix == ".gz" else out.suffix
+    if suffix not in (".jsonl", ".jsonl.gz", ".parquet"):
+        raise ValueError(f"{out}: output must end in .jsonl, .jsonl.gz or .parquet (or be a directory)")
+    parts = out.with_name(out.name + ".parts")
+    manifest_path = parts / "manifest.json"
+    key = hashlib.sha1(json.dumps({"inputs": inputs, "opts": opts}, sort_keys=True).encode()).hexdigest()[:16]
+    manifest = {"key": key, "inputs": inputs, "options": opts, "shards": []}
+    if manifest_path.exists():
+        old = json.loads(manifest_path.read_text())
+        if old.get("key") != key:
+            raise ValueError(f"{parts} holds an unfinished run with other inputs or options; "
+                             f"delete it or rerun with the same command")
+        manifest = old
+    parts.mkdir(parents=True, exist_ok=True)
+    done_records = sum(s["records"] for s in manifest["shards"])
+    fields = Fields(**opts["fields"])
+
+    def records():
+        for inp in inputs:
+            yield from read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["renderer"], opts["hf_split"])
+
+    def skipped(it, n):  # resume: skip what finished shards already hold
+        for k, r in enumerate(it):
+            if k >= n:
+                yield r
+
+    shard_size = opts["shard_size"]
+    keep = tuple(opts["keep"]) or None
+
+    def encoded_chunks():
+        for chunk in _chunks(skipped(records(), done_records), shard_size):
+            ok = [r for r in chunk if not r.error]
+            yield chunk, ok, predictor.encode([r.lines for r in ok])
+
+    bar = tqdm(total=None, initial=done_records, unit="page", desc=out.name, disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    for chunk, ok, encoded in _prefetch(encoded_chunks()):
+        probs = predictor.probs(encoded, batch_size) if ok else []
+        by_id = {id(r): (e, p) for r, e, p in zip(ok, encoded, probs)}
+        lines, errors = [], collections.Counter()
+        for r in chunk:
+            page, pr = by_id.get(id(r), (None, None))
+            if r.error:
+                errors[r.error.split(" (")[0]] += 1
+            lines.append(json.dumps(output_record(r, page, pr, keep, opts["with_probs"], opts["with_labels"],
+                                                  opts["with_lines"]), ensure_ascii=False))
+        index = len(manifest["shards"])
+        name = f"shard-{index:06d}.jsonl"
+        _write_atomic(parts / name, ("\n".join(lines) + "\n").encode("utf-8"))
+        manifest["shards"].append({"file": name, "records": len(chunk), "errors": dict(errors)})
+        _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())  # the shard counts only once listed
+        bar.update(len(chunk))
+    bar.close()
+
+    _assemble(parts, manifest, out, suffix)
+    errors = collections.Counter()
+    for s in manifest["shards"]:
+        errors.update(s["errors"])
+    total = sum(s["records"] for s in manifest["shards"])
+    summary = {"output": str(out), "records_in": total, "records_out": _count_lines(parts, manifest),
+               "errors": dict(errors)}
+    (out.with_name(out.name + ".summary.json")).write_text(json.dumps(summary, indent=1))
+    shutil.rmtree(parts)
+    return summary
+
+
+def _count_lines(parts: Path, manifest: dict) -> int:
+    return sum(sum(1 for _ in open(parts / s["file"], "rb")) for s in manifest["shards"])
+
+
+def parquet_schema(opts: dict):
+    """A fixed schema, whatever the shard: id, error, then the requested outputs; the input's other
+    fields (keep_fields) as one JSON column `fields`."""
+    import pyarrow as pa
+
+    cols = [("id", pa.string()), ("error", pa.string())]
+    if opts["with_labels"]:
+        cols.append(("labels", pa.list_(pa.string())))
+    if opts["with_probs"]:
+        cols.append(("probs", pa.list_(pa.list_(pa.float32()))))
+    if opts["with_lines"]:
+        cols.append(("lines", pa.list_(pa.string())))
+    if opts["keep"]:
+        cols.append(("text", pa.string()))
+    if opts["keep_fields"]:
+        cols.append(("fields", pa.string()))
+    return pa.schema(cols)
+
+
+def to_table(rows: list[dict], schema):
+    import pyarrow as pa
+
+    names = set(schema.names)
+    cols = {n: [] for n in schema.names}
+    for r in rows:
+        extra = {k: v for k, v in r.items() if k not in names}
+        for n in schema.names:
+            cols[n].append(json.dumps(extra, ensure_ascii=False, default=str) if n == "fields" else r.get(n))
+    return pa.table(cols, schema=schema)
+
+
+def _assemble(parts: Path, manifest: dict, out: Path, suffix: str):
+    tmp = out.with_name(out.name + ".tmp")
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        schema = parquet_schema(manifest["options"])
+        with pq.ParquetWriter(str(tmp), schema) as writer:
+            for s in manifest["shards"]:  # one shard in memory at a time
+                rows = [json.loads(l) for l in open(parts / s["file"], encoding="utf-8")]
+                writer.write_table(to_table(rows, schema))
+    else:
+        with open(tmp, "wb") as raw:
+            sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if suffix == ".jsonl.gz" else raw
+            for s in manifest["shards"]:
+                with open(parts / s["file"], "rb") as fh:
+                    shutil.copyfileobj(fh, sink)
+            if sink is not raw:
+                sink.close()
+    os.replace(tmp, out)

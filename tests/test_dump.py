@@ -1,0 +1,193 @@
+"""`pagesieve predict` / predict_dump: every format, one output per input record, errors reported,
+resumable with byte-identical output."""
+import gzip
+import io
+import json
+
+import pytest
+
+from pagesieve.dump import detect_format, predict_dump, read_records
+from pagesieve.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir):
+    return Predictor.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def make_jsonl(path, n=40, bad_every=7):
+    with open(path, "wb") as fh:
+        for i in range(n):
+            if i % bad_every == 3:
+                fh.write(b"{not json\n")
+            elif i % bad_every == 4:
+                fh.write(json.dumps({"id": f"r{i}", "body": "no text field"}).encode() + b"\n")
+            elif i % bad_every == 5:
+                fh.write(b'{"id": "latin", "text": "caf\xe9"}\n')  # not UTF-8
+            elif i % bad_every == 6:
+                fh.write(json.dumps({"id": f"r{i}", "text": "  \n "}).encode() + b"\n")
+            else:
+                text = "\n".join(["Home", f"Story number {i} is told here.", "", "Share"] * (1 + i % 3))
+                fh.write(json.dumps({"id": f"r{i}", "text": text, "meta": i}).encode() + b"\n")
+    return n
+
+
+def read_out(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(l) for l in fh]
+
+
+def test_jsonl_one_output_per_input_with_errors(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    n = make_jsonl(src)
+    out = tmp_path / "out.jsonl"
+    summary = predict_dump([str(src)], str(out), predictor=predictor, keep=("content", "navigation", "caption", "ui_chrome"),
+                           with_probs=True, keep_fields=True, shard_size=8, progress=False)
+    rows = read_out(out)
+    assert len(rows) == n == summary["records_in"] == summary["records_out"]
+    assert summary["errors"] == {"bad JSON": 6, "no text field": 6, "bad encoding": 5, "empty page": 5}
+    good = [r for r in rows if "error" not in r]
+    for r in good:
+        lines = r["text"].split("\n")
+        assert len(r["labels"]) == len(r["probs"])
+        assert [x is None for x in r["labels"]] == [p is None for p in r["probs"]]
+        assert r["meta"] == int(r["id"][1:])
+        assert len(lines) == sum(l is not None for l in r["labels"])
+    assert rows[3]["error"].startswith("bad JSON") and rows[3]["id"].endswith(":4")
+    assert [r["id"] for r in rows if r["id"].startswith("r")] == sorted(
+        [r["id"] for r in rows if r["id"].startswith("r")], key=lambda x: int(x[1:]))
+
+
+class Boom(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_byte_identical(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    make_jsonl(src, n=60)
+    full = tmp_path / "full.jsonl.gz"
+    predict_dump([str(src)], str(full), predictor=predictor, shard_size=7, progress=False)
+
+    class Flaky:  # dies in the middle of the run, like a killed job
+        def __init__(self, inner, after):
+            self.inner, self.calls, self.after = inner, 0, after
+            self.device = inner.device
+
+        def encode(self, pages):
+            return self.inner.encode(pages)
+
+        def probs(self, encoded, batch_size):
+            self.calls += 1
+            if self.calls > self.after:
+                raise Boom()
+            return self.inner.probs(encoded, batch_size)
+
+    part = tmp_path / "part.jsonl.gz"
+    with pytest.raises(Boom):
+        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 3), shard_size=7, progress=False)
+    assert not part.exists() and (tmp_path / "part.jsonl.gz.parts" / "manifest.json").exists()
+    summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=7, progress=False)
+    assert part.read_bytes() == full.read_bytes()
+    assert summary["records_in"] == 60
+    # a different command on the same unfinished parts is refused, not mixed
+    with pytest.raises(Boom):
+        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 1), shard_size=7, progress=False)
+    with pytest.raises(ValueError, match="other inputs or options"):
+        predict_dump([str(src)], str(part), predictor=predictor, shard_size=5, progress=False)
+
+
+def test_parquet_in_and_out(predictor, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": f"p{i}", "text": f"Menu\nParagraph {i} of the article.", "n": i} for i in range(25)]
+    rows[5]["text"] = None
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet", row_group_size=10)
+    out = tmp_path / "out.parquet"
+    s = predict_dump([str(tmp_path / "in.parquet")], str(out), predictor=predictor, keep=("content",),
+                     keep_fields=True, shard_size=10, progress=False)
+    t = pq.read_table(out).to_pylist()
+    assert len(t) == 25 and s["errors"] == {"no text field": 1}
+    assert t[5]["error"] and t[5]["labels"] is None
+    assert len(t[0]["labels"]) == 2 and json.loads(t[0]["fields"]) == {"n": 0}
+
+
+def make_warc(path, kind):
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as fh:
+        w = WARCWriter(fh, gzip=True)
+        w.write_record(w.create_warcinfo_record("x.warc.gz", {"software": "test"}))
+        for i in range(3):
+            if kind == "wet":
+                body = f"Home\nWorld\nText of page {i}.\n".encode()
+                rec = w.create_warc_record(f"https://ex.com/{i}", "conversion", payload=io.BytesIO(body),
+                                           warc_content_type="text/plain")
+            else:
+                body = f"<html><body><nav>Home</nav><p>Text of page {i}.</p></body></html>".encode()
+                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+                rec = w.create_warc_record(f"https://ex.com/{i}", "response", payload=io.BytesIO(body), http_headers=http)
+            w.write_record(rec)
+
+
+@pytest.mark.parametrize("kind", ["wet", "warc"])
+def test_wet_and_warc(predictor, tmp_path, kind):
+    src = tmp_path / f"crawl.{kind}.gz" if kind == "wet" else tmp_path / "crawl.warc.gz"
+    make_warc(src, kind)
+    assert detect_format(str(src)) == kind
+    out = tmp_path / "out.jsonl"
+    s = predict_dump([str(src)], str(out), predictor=predictor, with_lines=True, progress=False)
+    rows = read_out(out)
+    assert s["records_in"] == 3 and len(rows) == 3
+    assert rows[0]["url"] == "https://ex.com/0"
+    assert rows[0]["lines"][-1] == "Text of page 0."
+    assert all(r["id"].startswith("<urn:uuid:") for r in rows)
+
+
+def test_text_files_hf_dataset_and_directory_output(predictor, tmp_path):
+    from datasets import Dataset
+
+    d = tmp_path / "pages"
+    d.mkdir()
+    (d / "a.txt").write_text("Home\nA story.")
+    (d / "b.txt").write_text("")
+    (d / "c.bin").write_bytes(b"\x00\x01" * 10)
+    Dataset.from_list([{"id": "h1", "lines": ["Menu", "Body"]}, {"id": "h2", "lines": []}]).save_to_disk(str(tmp_path / "ds"))
+    out = tmp_path / "outdir"
+    s = predict_dump([str(d), str(tmp_path / "ds")], str(out) + "/", predictor=predictor, progress=False)
+    assert sorted(p.name for p in out.glob("*.jsonl")) == ["ds.jsonl", "pages.jsonl"]
+    pages = read_out(out / "pages.jsonl")
+    assert [r.get("error") for r in pages] == [None, "empty page", "binary file"]
+    ds = read_out(out / "ds.jsonl")
+    assert ds[0]["labels"] and ds[1]["error"] == "empty page"
+    assert s["records_in"] == 5
+
+
+def test_bad_arguments(predictor, tmp_path):
+    with pytest.raises(ValueError, match="format"):
+        detect_format("dump.bin")
+    with pytest.raises(FileNotFoundError):
+        list(read_records(str(tmp_path / "missing.jsonl")))
+    with pytest.raises(ValueError, match="output must end"):
+        (tmp_path / "x.jsonl").write_text("{}\n")
+        predict_dump([str(tmp_path / "x.jsonl")], str(tmp_path / "out.csv"), predictor=predictor, progress=False)
+    with pytest.raises(ValueError, match="unknown label"):
+        predict_dump([str(tmp_path / "x.jsonl")], str(tmp_path / "o.jsonl"), predictor=predictor, keep=("body",))
+
+
+def test_cli_predict(tiny_model_dir, tmp_path, capsys):
+    from pagesieve.cli import main
+
+    src = tmp_path / "in.jsonl.gz"
+    with gzip.open(src, "wt") as fh:
+        fh.write(json.dumps({"doc": "d1", "content": "Home\nText."}) + "\n")
+    code = main(["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model_dir),
+                 "--id-field", "doc", "--text-field", "content", "--keep", "content,navigation,caption,ui_chrome"])
+    err = capsys.readouterr().err
+    assert code == 0 and "1 records in, 1 out" in err
+    row = read_out(tmp_path / "o.jsonl")[0]
+    assert row["id"] == "d1" and row["text"] == "Home\nText."
+    code = main(["predict", str(src), "-o", str(tmp_path / "o.csv"), "--model", str(tiny_model_dir)])
+    assert code == 2
