@@ -73,13 +73,24 @@ class PageEncoder:
         return out
 
     def encode(self, lines: list[str], labels: list[int] | None = None) -> EncodedPage:
-        kept = [i for i, line in enumerate(lines) if line.strip()]
-        page = EncodedPage(n_lines=len(lines), kept=kept)
+        return self.encode_many([lines], [labels] if labels is not None else None)[0]
+
+    def encode_many(self, pages: list[list[str]], labels: list[list[int]] | None = None) -> list[EncodedPage]:
+        """Encode pages; the lines of all pages are tokenized in one batch (parallel in Rust)."""
+        kept = [[i for i, line in enumerate(lines) if line.strip()] for lines in pages]
+        flat = self.line_tokens([lines[i] for lines, k in zip(pages, kept) for i in k])
+        out, pos = [], 0
+        for p, (lines, k) in enumerate(zip(pages, kept)):
+            toks = flat[pos:pos + len(k)]
+            pos += len(k)
+            out.append(self._windows(len(lines), k, toks, labels[p] if labels is not None else None))
+        return out
+
+    def _windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels) -> EncodedPage:
+        page = EncodedPage(n_lines=n_lines, kept=kept)
         if not kept:
             return page
-        toks = self.line_tokens([lines[i] for i in kept])
-        lens = [len(t) for t in toks]
-        for start, end in self.spans(lens):
+        for start, end in self.spans([len(t) for t in toks]):
             ids, types, positions = [self.bos], [0], []
             for j in range(start, end):
                 positions.append(len(ids))

