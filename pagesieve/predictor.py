@@ -80,6 +80,7 @@ class Predictor:
             self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         return self
 
+    @torch.inference_mode()
     def _forward(self, wins) -> list[np.ndarray]:
         width = max(len(w.input_ids) for w in wins)
         ids = torch.full((len(wins), width), self.model.config.pad_token_id or 0, dtype=torch.long)

@@ -141,7 +141,7 @@ def agreement(records_by_id: dict, gold_dev: list[dict]) -> dict:
         if rec is None:
             continue
         try:
-            lines = render(rec["html"], "innertext")
+            lines = render(rec.get("html") or "", "innertext")
         except ValueError:
             continue
         labeled = label_lines(lines, rec)
