@@ -133,7 +133,8 @@ def cmd_predict(args) -> int:
 def cmd_train(args) -> int:
     from .training import main as train_main
 
-    train_main(args.rest)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    train_main(rest, prog="pagesieve train")
     return 0
 
 
@@ -214,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # all the rest (--help included) belongs to train.py's parser
+        argv = ["train", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

@@ -23,6 +23,7 @@ class TrainConfig:
     train: list = field(default_factory=list)  # each "path" or "path*weight" (weight repeats/scales pages)
     validation: list = field(default_factory=list)  # pages for early stopping; empty: hold out sites of `train`
     validation_fraction: float = 0.1  # share of training *sites* held out when `validation` is empty
+    max_validation_pages: int = 0  # evaluate on at most this many validation pages (0 = all): evaluation is slow on CPU
     max_pages: int = 0  # cap on training pages (0 = all); for smoke tests
     # model
     init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
@@ -224,6 +225,8 @@ def train(cfg: TrainConfig) -> dict:
         val_pages = load_sources(cfg.validation)
     else:
         pages, val_pages = split_by_site(pages, cfg.validation_fraction, cfg.seed)
+    if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
+        val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
     print(f"pagesieve train: {len(pages)} training pages, {len(val_pages)} validation pages", file=sys.stderr)
     tok = load_tokenizer()
     encoder = PageEncoder(tok, cfg.max_length, cfg.line_token_budget, cfg.overlap)
@@ -325,10 +328,10 @@ def _last_checkpoint(out: str) -> str | None:
     return get_last_checkpoint(out) if os.path.isdir(out) else None
 
 
-def main(argv=None):
+def main(argv=None, prog: str = "train.py"):
     import argparse
 
-    ap = argparse.ArgumentParser(prog="train.py", description=(
+    ap = argparse.ArgumentParser(prog=prog, description=(
         "Fine-tune the pagesieve line classifier on labeled pages (JSONL in the format of LABELS.md, a "
         "folder of them, or a saved datasets dataset). Settings come from a YAML config (configs/*.yaml, "
         "every field documented in pagesieve/training.py:TrainConfig) and --set overrides. Re-running "

@@ -57,3 +57,8 @@ def test_glue_lines_keeps_labels_aligned():
 
     lines, labels = glue_lines(["a", "b", "c", "d"], ["nav", "nav", "content", "nav"], random.Random(0))
     assert len(lines) == len(labels) and "".join(lines) == "abcd"
+
+
+def test_pagesieve_train_is_train_py():
+    r = subprocess.run([sys.executable, "-m", "pagesieve", "train", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--config" in r.stdout
