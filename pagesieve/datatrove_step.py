@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datatrove.pipeline.base import PipelineStep
 
+from .encoding import per_line
 from .labels import LABELS
 
 
@@ -49,9 +50,7 @@ class PagesieveLabeler(PipelineStep):
         with self.track_time(unit="batch"):
             results = p.line_probs(pages, bs)
         for doc, lines, (enc, probs) in zip(docs, pages, results):
-            labels = [None] * len(lines)
-            for row, i in enumerate(enc.kept):
-                labels[i] = LABELS[int(probs[row].argmax())]
+            labels = [LABELS[c] if c is not None else None for c in per_line(enc, probs)]
             for lab in labels:
                 if lab:
                     self.stat_update(f"lines_{lab}")

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .encoding import per_line
+from .html import try_html_lines
 from .labels import LABELS
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
@@ -96,7 +98,7 @@ def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, r
     elif isinstance(rec.get(fields.text), str):
         lines = rec[fields.text].splitlines()
     elif isinstance(rec.get(fields.html), str):
-        lines = render_html(rec[fields.html], renderer)
+        lines = try_html_lines(rec[fields.html], renderer)
         if lines is None:
             return Record(rid, extra=extra, error="HTML does not parse")
     else:
@@ -104,15 +106,6 @@ def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, r
     if not any(l.strip() for l in lines):
         return Record(rid, lines=lines, extra=extra, error="empty page")
     return Record(rid, lines=lines, extra=extra)
-
-
-def render_html(html, renderer: str) -> list[str] | None:
-    from .html import html_to_lines
-
-    try:
-        return html_to_lines(html, renderer)
-    except ValueError:
-        return None
 
 
 def read_jsonl(path, fields, keep_fields, renderer) -> Iterator[Record]:
@@ -166,7 +159,7 @@ def read_warc(path, fmt, renderer) -> Iterator[Record]:
                 if ctype and "html" not in ctype.lower():
                     yield Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
                     continue
-                lines = render_html(body, renderer)
+                lines = try_html_lines(body, renderer)
                 if lines is None:
                     yield Record(rid, extra=extra, error="HTML does not parse")
                     continue
@@ -244,10 +237,9 @@ def output_record(rec: Record, page, probs, keep: tuple[str, ...] | None, with_p
     if rec.error:
         out["error"] = rec.error
         return out
-    labels = [None] * len(rec.lines)
+    labels = [LABELS[c] if c is not None else None for c in per_line(page, probs)]
     p_out = [None] * len(rec.lines)
     for row, i in enumerate(page.kept):
-        labels[i] = LABELS[int(probs[row].argmax())]
         p_out[i] = [round(float(x), 4) for x in probs[row]]
     if with_labels:
         out["labels"] = labels

@@ -121,6 +121,14 @@ class PageEncoder:
             start = nxt
 
 
+def per_line(page: EncodedPage, probs: np.ndarray) -> list[int | None]:
+    """The predicted class id of every line of the page (None for blank lines)."""
+    out: list[int | None] = [None] * page.n_lines
+    for row, i in enumerate(page.kept):
+        out[i] = int(probs[row].argmax())
+    return out
+
+
 def merge_window_probs(page: EncodedPage, window_probs: list[np.ndarray], n_classes: int) -> np.ndarray:
     """Per kept line, the class probabilities of its most central window.
 

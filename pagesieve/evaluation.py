@@ -135,13 +135,10 @@ def report(name: str, pages, preds_per_page) -> dict:
 
 
 def model_predictions(predictor, pages, batch_size: int = 16) -> list[list[int]]:
-    out = []
-    for page, (enc, probs) in zip(pages, predictor.line_probs([p["lines"] for p in pages], batch_size)):
-        pred = [OTHER] * len(page["lines"])
-        for row, i in enumerate(enc.kept):
-            pred[i] = int(probs[row].argmax())
-        out.append(pred)
-    return out
+    from .encoding import per_line
+
+    return [[OTHER if c is None else c for c in per_line(enc, probs)]  # blank lines are not scored
+            for enc, probs in predictor.line_probs([p["lines"] for p in pages], batch_size)]
 
 
 def run(model_path, data, baselines: bool = False, corpora: Path | None = None, out_dir: Path | None = None,

@@ -163,3 +163,11 @@ def render(html_or_root, style: str = "innertext") -> list[Line]:
 
 def html_to_lines(html: str | bytes, style: str = "innertext") -> list[str]:
     return [line.text for line in render(html, style)]
+
+
+def try_html_lines(html: str | bytes, style: str = "innertext") -> list[str] | None:
+    """The lines of a page, or None when there is no HTML document to render."""
+    try:
+        return html_to_lines(html, style)
+    except ValueError:
+        return None

@@ -125,9 +125,7 @@ class Predictor:
 
 
 def html_lines(html: str | bytes, renderer: str = "innertext") -> list[str]:
-    from .html import html_to_lines
+    """Lines of an HTML page; empty or unparsable HTML is an empty page."""
+    from .html import try_html_lines
 
-    try:
-        return html_to_lines(html, renderer)
-    except ValueError:  # empty or unparsable HTML: an empty page
-        return []
+    return try_html_lines(html, renderer) or []
