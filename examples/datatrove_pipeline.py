@@ -1,7 +1,7 @@
 """Clean a JSONL dump with datatrove + pagesieve, locally (swap in SlurmPipelineExecutor or
 RayPipelineExecutor to scale out).
 
-    pip install datatrove
+    pip install datatrove orjson
     python examples/datatrove_pipeline.py INPUT_FOLDER OUTPUT_FOLDER [--tasks 2]
 
 INPUT_FOLDER holds *.jsonl(.gz) records with a `text` field (one page, lines split by newlines).

@@ -1,6 +1,6 @@
 """A datatrove pipeline step (the framework FineWeb was built with): label the lines of each
 Document and keep the chosen classes, so pagesieve drops into existing dump pipelines (local,
-Slurm or Ray executors). Needs `pip install datatrove`; see examples/datatrove_pipeline.py.
+Slurm or Ray executors). Needs `pip install datatrove orjson` (or `pip install -e ".[datatrove]"`); see examples/datatrove_pipeline.py.
 
 Each document's `text` becomes its kept lines; the per-line labels go to
 `metadata["pagesieve_labels"]` (one per original line, None for blank lines). Documents left with
