@@ -191,3 +191,11 @@ def test_cli_predict(tiny_model_dir, tmp_path, capsys):
     assert row["id"] == "d1" and row["text"] == "Home\nText."
     code = main(["predict", str(src), "-o", str(tmp_path / "o.csv"), "--model", str(tiny_model_dir)])
     assert code == 2
+
+
+def test_zstd_jsonl(tmp_path):
+    import zstandard
+
+    data = "".join(json.dumps({"id": f"z{i}", "text": "Home\nBody"}) + "\n" for i in range(3)).encode()
+    (tmp_path / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    assert [(r.id, r.lines) for r in read_records(str(tmp_path / "d.jsonl.zst"))] == [(f"z{i}", ["Home", "Body"]) for i in range(3)]
