@@ -395,20 +395,16 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dic
         bar.update(len(chunk))
     bar.close()
 
-    _assemble(parts, manifest, out, suffix)
+    written = _assemble(parts, manifest, out, suffix)
     errors = collections.Counter()
     for s in manifest["shards"]:
         errors.update(s["errors"])
     total = sum(s["records"] for s in manifest["shards"])
-    summary = {"output": str(out), "records_in": total, "records_out": _count_lines(parts, manifest),
+    summary = {"output": str(out), "records_in": total, "records_out": written,
                "errors": dict(errors)}
     (out.with_name(out.name + ".summary.json")).write_text(json.dumps(summary, indent=1))
     shutil.rmtree(parts)
     return summary
-
-
-def _count_lines(parts: Path, manifest: dict) -> int:
-    return sum(sum(1 for _ in open(parts / s["file"], "rb")) for s in manifest["shards"])
 
 
 def parquet_schema(opts: dict):
@@ -442,8 +438,10 @@ def to_table(rows: list[dict], schema):
     return pa.table(cols, schema=schema)
 
 
-def _assemble(parts: Path, manifest: dict, out: Path, suffix: str):
+def _assemble(parts: Path, manifest: dict, out: Path, suffix: str) -> int:
+    """Join the shards into the output; returns the number of records written."""
     tmp = out.with_name(out.name + ".tmp")
+    written = 0
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -452,12 +450,15 @@ def _assemble(parts: Path, manifest: dict, out: Path, suffix: str):
             for s in manifest["shards"]:  # one shard in memory at a time
                 rows = [json.loads(l) for l in open(parts / s["file"], encoding="utf-8")]
                 writer.write_table(to_table(rows, schema))
+                written += len(rows)
     else:
         with open(tmp, "wb") as raw:
             sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if suffix == ".jsonl.gz" else raw
             for s in manifest["shards"]:
-                with open(parts / s["file"], "rb") as fh:
-                    shutil.copyfileobj(fh, sink)
+                data = (parts / s["file"]).read_bytes()
+                sink.write(data)
+                written += data.count(b"\n")
             if sink is not raw:
                 sink.close()
     os.replace(tmp, out)
+    return written

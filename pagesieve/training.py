@@ -284,7 +284,7 @@ def train(cfg: TrainConfig) -> dict:
         data_collator=lambda b: collate(b, pad_id),
         compute_metrics=line_macro_f1 if val_ds else None,
         preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1),
-        callbacks=([EarlyStoppingCallback(cfg.patience)] if val_ds else []) + [TimeBudget(cfg.time_budget_min)],
+        callbacks=([EarlyStoppingCallback(cfg.patience)] if val_ds else []) + [time_budget(cfg.time_budget_min)],
     )
     resume = _last_checkpoint(cfg.out)
     if resume:
@@ -303,23 +303,21 @@ def train(cfg: TrainConfig) -> dict:
     return result
 
 
-class TimeBudget:
-    """Trainer callback: stop after `minutes` of training (evaluating and saving first)."""
+def time_budget(minutes: float):
+    """A Trainer callback that stops after `minutes` of training (evaluating and saving first)."""
+    import time
 
-    def __new__(cls, minutes: float):
-        import time
+    from transformers import TrainerCallback
 
-        from transformers import TrainerCallback
+    start = time.time()
 
-        class _Budget(TrainerCallback):
-            start = time.time()
+    class TimeBudget(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if minutes and time.time() - start > minutes * 60:
+                control.should_evaluate = control.should_save = control.should_training_stop = True
+            return control
 
-            def on_step_end(self, args, state, control, **kw):
-                if minutes and time.time() - self.start > minutes * 60:
-                    control.should_evaluate = control.should_save = control.should_training_stop = True
-                return control
-
-        return _Budget()
+    return TimeBudget()
 
 
 def _last_checkpoint(out: str) -> str | None:

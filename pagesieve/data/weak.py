@@ -81,34 +81,34 @@ def _classes(el) -> str:
 def dom_label(line) -> tuple[str | None, str] | None:
     """Label from the elements the line came from: nearest matching ancestor wins; a "©" line
     is a legal notice (ui_chrome) unless it sits in a caption (then it is a photo credit)."""
-    found = _ancestor_label(line.element)
+    found = _ancestor_label(line.element)  # (label, evidence, also dresses links) or None
     if found and found[0] == "caption":
         # teaser headlines inside <figcaption> are links: navigation (measured on gold train pages)
-        return ("navigation", found[1] + "+link") if link_share(line) > 0.9 else found
+        return ("navigation", found[1] + "+link") if link_share(line) > 0.9 else found[:2]
     if _COPYRIGHT.search(line.text):
         return "ui_chrome", "dom:copyright"
     if found and found[0] == "ui_chrome":
-        if found[2:] and link_share(line) > 0.9:
+        if found[2] and link_share(line) > 0.9:
             return None, found[1] + "+link"  # a link dressed as a button: nav or ui about equally often
         if "comment" in found[1] and len(line.text.split()) >= 12:
             return None, found[1] + "+long"  # a comment's text is content, its widget ui_chrome: don't guess
     return found[:2] if found else None
 
 
-def _ancestor_label(el) -> tuple[str, str] | None:
+def _ancestor_label(el) -> tuple[str, str, bool] | None:
     depth = 0
     while el is not None and depth < 12:
         tag = el.tag if isinstance(el.tag, str) else ""
         cls = _classes(el)
         if tag in ("figcaption", "figure") or _CAPTION.search(cls):
-            return "caption", f"dom:{tag or 'el'}.caption"
+            return "caption", f"dom:{tag or 'el'}.caption", False
         m = _UI.search(cls)
         if tag in _UI_TAGS or m:
             rule = "comment" if m and "comment" in m.group(0).lower() else "ui"
             weak = tag in ("button", "label") or bool(m and _UI_WEAK.search(m.group(0)))
-            return ("ui_chrome", f"dom:{tag}.{rule}", "weak") if weak else ("ui_chrome", f"dom:{tag}.{rule}")
+            return "ui_chrome", f"dom:{tag}.{rule}", weak
         if tag in _NAV_TAGS or el.get("role") == "navigation" or _NAV.search(cls):
-            return "navigation", f"dom:{tag}.nav"
+            return "navigation", f"dom:{tag}.nav", False
         if tag in ("article", "main", "body"):
             return None
         el = el.getparent()
