@@ -1,7 +1,7 @@
 """Throughput of `pagesieve predict` against trafilatura, measured side by side in one run.
 
-    python benchmarks/throughput.py                       # CPU, released model
-    python benchmarks/throughput.py --int8 --synthetic 1000
+    python benchmarks/throughput.py                       # CPU, released model, torch fp32
+    python benchmarks/throughput.py --runtimes torch,torch-int8,onnx,onnx-int8 --synthetic 1000
     python benchmarks/throughput.py --device cuda --synthetic 10000
 
 Prints pages/s, lines/s and peak memory (RSS) for:
@@ -41,12 +41,13 @@ def synthetic_dump(pages: list[dict], n: int, path: Path, seed: int = 0):
             fh.write(json.dumps({"id": f"syn{i}", "lines": lines}, ensure_ascii=False) + "\n")
 
 
-def run_dump(predictor, path: Path, out: Path, batch_size) -> tuple[float, int, int]:
+def run_dump(predictor, path: Path, out: Path, batch_size, workers: int = 0) -> tuple[float, int, int]:
     from pagesieve.dump import predict_dump
 
     n_lines = sum(len(json.loads(l)["lines"]) for l in open(path, encoding="utf-8"))
     t = time.perf_counter()
-    s = predict_dump([str(path)], str(out), predictor=predictor, batch_size=batch_size, progress=False)
+    s = predict_dump([str(path)], str(out), predictor=predictor, batch_size=batch_size, workers=workers,
+                     progress=False)
     return time.perf_counter() - t, s["records_in"], n_lines
 
 
@@ -70,9 +71,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder (default: released)")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--int8", action="store_true", help="CPU int8 dynamic quantization")
+    ap.add_argument("--runtimes", default="torch",
+                    help="comma-separated CPU runtimes to compare in this run: torch, torch-int8, onnx, onnx-int8")
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0, help="tokenizer processes (predict --workers)")
     ap.add_argument("--synthetic", type=int, default=None, help="pages in the synthetic dump (default 300 CPU, 10000 GPU)")
     ap.add_argument("--dev", default=str(SHARED / "gold" / "dev.jsonl"))
     ap.add_argument("--corpora", default=str(SHARED / "corpora"))
@@ -85,14 +88,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = [json.loads(l) for l in open(args.dev, encoding="utf-8")]
-    t = time.perf_counter()
-    p = Predictor.from_pretrained(args.model, device=args.device)
-    if args.int8:
-        p.quantize_int8()
-    load_s = time.perf_counter() - t
-    n_syn = args.synthetic if args.synthetic is not None else (10000 if p.device.type == "cuda" else 300)
-    print(f"device {p.device} ({torch.get_num_threads()} threads){' int8' if args.int8 else ''}; "
-          f"model load {load_s:.1f} s; peak RSS after load {peak_rss_mb():.0f} MB")
+    traf = trafilatura_speed([d["id"] for d in dev], Path(args.corpora)) if os.path.isdir(args.corpora) else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -100,24 +96,31 @@ def main():
         with open(dev_path, "w", encoding="utf-8") as fh:
             for page in dev:
                 fh.write(json.dumps({"id": page["id"], "lines": page["lines"]}, ensure_ascii=False) + "\n")
-        run_dump(p, dev_path, tmp / "warm.jsonl", args.batch_size)  # warm-up (kernels, allocator)
-        sec, pages, lines = run_dump(p, dev_path, tmp / "dev_out.jsonl", args.batch_size)
-        rows.append(("gold dev pages", pages, lines, sec))
-        if n_syn:
-            syn = tmp / "syn.jsonl"
-            synthetic_dump(dev, n_syn, syn)
-            sec, pages, lines = run_dump(p, syn, tmp / "syn_out.jsonl", args.batch_size)
-            rows.append((f"synthetic dump", pages, lines, sec))
-        traf = trafilatura_speed([d["id"] for d in dev], Path(args.corpora)) if os.path.isdir(args.corpora) else None
-    print(f"\n| input | pages | lines | seconds | pages/s | lines/s |\n|---|---|---|---|---|---|")
-    for name, pages, lines, sec in rows:
-        print(f"| {name} | {pages} | {lines} | {sec:.1f} | {pages / sec:.2f} | {lines / sec:.0f} |")
-    print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
+        for runtime in args.runtimes.split(","):
+            t = time.perf_counter()
+            p = Predictor.from_pretrained(args.model, device=args.device, runtime=runtime)
+            load_s = time.perf_counter() - t
+            n_syn = args.synthetic if args.synthetic is not None else (10000 if p.device.type == "cuda" else 300)
+            name = runtime if p.device.type == "cpu" else str(p.device)
+            print(f"{name}: device {p.device} ({torch.get_num_threads()} threads), model load {load_s:.1f} s",
+                  flush=True)
+            run_dump(p, dev_path, tmp / "warm.jsonl", args.batch_size)  # warm-up (kernels, allocator)
+            sec, pages, lines = run_dump(p, dev_path, tmp / "dev_out.jsonl", args.batch_size, args.workers)
+            rows.append((name, "gold dev pages", pages, lines, sec))
+            if n_syn:
+                syn = tmp / "syn.jsonl"
+                synthetic_dump(dev, n_syn, syn)
+                sec, pages, lines = run_dump(p, syn, tmp / "syn_out.jsonl", args.batch_size, args.workers)
+                rows.append((name, f"synthetic dump", pages, lines, sec))
+            del p
+    traf_rate = traf[1] / traf[0] if traf else None
+    print(f"\n| runtime | input | pages | lines | seconds | pages/s | lines/s | / trafilatura |\n|---|---|---|---|---|---|---|---|")
+    for name, inp, pages, lines, sec in rows:
+        ratio = f"{pages / sec / traf_rate:.3f}" if traf_rate else "-"
+        print(f"| {name} | {inp} | {pages} | {lines} | {sec:.1f} | {pages / sec:.2f} | {lines / sec:.0f} | {ratio} |")
+    print(f"\npeak RSS (whole run): {peak_rss_mb():.0f} MB")
     if traf:
-        tsec, tpages = traf
-        ours = rows[0][1] / rows[0][3]
-        print(f"trafilatura on the same {tpages} dev pages' HTML: {tpages / tsec:.1f} pages/s; "
-              f"pagesieve / trafilatura = {ours / (tpages / tsec):.3f}")
+        print(f"trafilatura on the same {traf[1]} dev pages' HTML, same run: {traf_rate:.1f} pages/s")
     else:
         print("trafilatura: not measured (not installed, or no corpora with the pages' HTML)")
 

@@ -66,7 +66,7 @@ def cmd_label(args) -> int:
     if not any(l.strip() for l in lines):
         print("pagesieve: the page is empty: nothing to label", file=sys.stderr)
         return 0
-    predictor = Predictor.from_pretrained(args.model, device=args.device)
+    predictor = Predictor.from_pretrained(args.model, device=args.device, runtime=args.runtime)
     results = predictor.predict(lines)
     out = sys.stdout
     colour = out.isatty() and not os.environ.get("NO_COLOR") and args.format == "text"
@@ -95,7 +95,7 @@ def cmd_evaluate(args) -> int:
     if not Path(args.data).exists():
         raise UserError(f"{args.data}: no such file or folder")
     reports = run(args.model, args.data, args.baselines, Path(args.corpora) if args.corpora else None,
-                  Path(args.out) if args.out else None, args.batch_size, args.device)
+                  Path(args.out) if args.out else None, args.batch_size, args.device, args.runtime)
     print(format_reports(reports))
     if args.out:
         print(f"\nreport.json and confusion.png written to {args.out}", file=sys.stderr)
@@ -113,15 +113,15 @@ def cmd_predict(args) -> int:
         args.format = args.format or "hf"
     if not args.inputs:
         raise UserError("no input: give files, a directory or a glob, or --hf-dataset PATH")
-    if args.workers:
-        torch.set_num_threads(args.workers)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         summary = predict_dump(
             args.inputs, args.output, model=args.model, device=args.device, fmt=args.format,
             fields=Fields(id=args.id_field, text=args.text_field, lines=args.lines_field, html=args.html_field),
             keep=keep, with_probs=args.probs, with_labels=not args.no_labels, with_lines=args.with_lines,
             keep_fields=args.keep_fields, renderer=args.renderer, hf_split=args.split,
-            batch_size=args.batch_size, shard_size=args.shard_size, quantize=args.int8)
+            batch_size=args.batch_size, shard_size=args.shard_size, runtime=args.runtime, workers=args.workers)
     except ValueError as e:
         raise UserError(str(e)) from None
     errs = ", ".join(f"{k}: {v}" for k, v in sorted(summary["errors"].items())) or "none"
@@ -136,6 +136,15 @@ def cmd_train(args) -> int:
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     train_main(rest, prog="pagesieve train")
     return 0
+
+
+def add_runtime(parser):
+    from .onnxrt import RUNTIMES
+
+    parser.add_argument("--runtime", default="torch", choices=RUNTIMES,
+                        help="CPU inference engine: torch (fp32, default), torch-int8 (dynamic quantization), "
+                             "onnx / onnx-int8 (ONNX Runtime, needs pagesieve[onnx]; the model is exported once "
+                             "into the cache). int8 is the fastest and slightly less accurate: see model/README.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how HTML becomes lines (default: innertext, like a browser)")
     lab.add_argument("--model", help="model folder (default: the released model in model/)")
     lab.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_runtime(lab)
     lab.set_defaults(fn=cmd_label)
 
     ev = sub.add_parser("evaluate", help="score a model (and baselines) on labeled pages", description=(
@@ -174,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="folder for report.json and confusion.png")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--device")
+    add_runtime(ev)
     ev.set_defaults(fn=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="label every record of dumps (JSONL, Parquet, WET/WARC, text, datasets)",
@@ -203,9 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", help="model folder (default: the released model in model/)")
     pr.add_argument("--device", help="cpu or cuda (default: cuda when available; bf16 there)")
     pr.add_argument("--batch-size", type=int, help="windows per forward pass (default 16 on CPU, 128 on GPU)")
-    pr.add_argument("--workers", type=int, default=0, help="CPU threads for the model (default: all cores)")
-    pr.add_argument("--int8", action="store_true", help="CPU: int8 dynamic quantization, ~2x faster, slightly less accurate")
+    pr.add_argument("--workers", type=int, default=0,
+                    help="processes that read, render HTML and tokenize while the model runs (default 0: one "
+                         "background thread, enough unless the input is HTML/WARC)")
+    pr.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
     pr.add_argument("--shard-size", type=int, default=1000, help="records per saved shard (the unit of resuming)")
+    add_runtime(pr)
     pr.set_defaults(fn=cmd_predict)
 
     tr = sub.add_parser("train", help="fine-tune a model (same as python train.py)", add_help=False)

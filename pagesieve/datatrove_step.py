@@ -20,12 +20,12 @@ class PagesieveLabeler(PipelineStep):
 
     def __init__(self, model: str | None = None, keep: tuple[str, ...] = ("content",), batch_pages: int = 64,
                  batch_size: int | None = None, device: str | None = None, drop_empty: bool = True,
-                 store_labels: bool = True):
+                 store_labels: bool = True, runtime: str = "torch"):
         super().__init__()
         bad = set(keep) - set(LABELS)
         if bad:
             raise ValueError(f"unknown label(s) {sorted(bad)}: choose from {', '.join(LABELS)}")
-        self.model, self.keep, self.device = model, tuple(keep), device
+        self.model, self.keep, self.device, self.runtime = model, tuple(keep), device, runtime
         self.batch_pages, self.batch_size = batch_pages, batch_size
         self.drop_empty, self.store_labels = drop_empty, store_labels
         self._predictor = None
@@ -35,7 +35,7 @@ class PagesieveLabeler(PipelineStep):
         if self._predictor is None:  # loaded in the worker, not pickled with the pipeline
             from .predictor import Predictor
 
-            self._predictor = Predictor.from_pretrained(self.model, device=self.device)
+            self._predictor = Predictor.from_pretrained(self.model, device=self.device, runtime=self.runtime)
         return self._predictor
 
     def __getstate__(self):

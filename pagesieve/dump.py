@@ -10,7 +10,8 @@ input line, null for blank lines], ...}`, or `{"id", "error": reason}` when it c
 JSON, bad encoding, no text field, empty page...). Work is written in shards of `shard_size`
 records next to the output (`OUTPUT.parts/`) with a manifest, so a killed run started again with the
 same command continues where it stopped; the finished output is byte-identical to an uninterrupted
-run. Reading and tokenizing run in a background thread while the model works.
+run. Reading, HTML rendering and tokenizing run while the model works: in a background thread, or
+in `workers` processes.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from .html import try_html_lines
 from .labels import LABELS
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
+PIECE = 64  # records prepared (rendered + tokenized) and run through the model together
 
 
 @dataclass
@@ -50,6 +52,26 @@ class Record:
     lines: list[str] | None = None
     extra: dict = field(default_factory=dict)
     error: str | None = None
+    html: str | bytes | None = None  # rendered to `lines` by `prepare` (in a worker), not by the reader
+
+
+def check_page(rec: Record) -> Record:
+    if rec.error is None and not any(l.strip() for l in rec.lines):
+        rec.error = "empty page"
+    return rec
+
+
+def render(rec: Record, renderer: str) -> Record:
+    """HTML -> lines (or an error record)."""
+    if rec.html is not None and rec.error is None:
+        lines = try_html_lines(rec.html, renderer)
+        rec.html = None
+        if lines is None:
+            rec.error = "HTML does not parse"
+        else:
+            rec.lines = lines
+            check_page(rec)
+    return rec
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -87,7 +109,7 @@ def open_binary(path: str):
     return open(path, "rb")
 
 
-def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, renderer: str) -> Record:
+def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool) -> Record:
     if not isinstance(rec, dict):
         return Record(fallback_id, error="not a JSON object")
     rid = rec.get(fields.id)
@@ -98,17 +120,13 @@ def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, r
     elif isinstance(rec.get(fields.text), str):
         lines = rec[fields.text].splitlines()
     elif isinstance(rec.get(fields.html), str):
-        lines = try_html_lines(rec[fields.html], renderer)
-        if lines is None:
-            return Record(rid, extra=extra, error="HTML does not parse")
+        return Record(rid, extra=extra, html=rec[fields.html])
     else:
         return Record(rid, extra=extra, error=f"no text field (looked for {fields.lines!r}, {fields.text!r}, {fields.html!r})")
-    if not any(l.strip() for l in lines):
-        return Record(rid, lines=lines, extra=extra, error="empty page")
-    return Record(rid, lines=lines, extra=extra)
+    return check_page(Record(rid, lines=lines, extra=extra))
 
 
-def read_jsonl(path, fields, keep_fields, renderer) -> Iterator[Record]:
+def read_jsonl(path, fields, keep_fields) -> Iterator[Record]:
     with open_binary(path) as fh:
         for n, raw in enumerate(fh, 1):
             fallback = f"{path}:{n}"
@@ -125,10 +143,10 @@ def read_jsonl(path, fields, keep_fields, renderer) -> Iterator[Record]:
             except json.JSONDecodeError as e:
                 yield Record(fallback, error=f"bad JSON ({e.msg})")
                 continue
-            yield record_from_dict(rec, fallback, fields, keep_fields, renderer)
+            yield record_from_dict(rec, fallback, fields, keep_fields)
 
 
-def read_parquet(path, fields, keep_fields, renderer) -> Iterator[Record]:
+def read_parquet(path, fields, keep_fields) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -136,10 +154,10 @@ def read_parquet(path, fields, keep_fields, renderer) -> Iterator[Record]:
     for rg in range(pf.num_row_groups):  # one row group in memory at a time
         for row in pf.read_row_group(rg).to_pylist():
             n += 1
-            yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, renderer)
+            yield record_from_dict(row, f"{path}:{n}", fields, keep_fields)
 
 
-def read_warc(path, fmt, renderer) -> Iterator[Record]:
+def read_warc(path, fmt) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as fh:
@@ -158,21 +176,15 @@ def read_warc(path, fmt, renderer) -> Iterator[Record]:
                 ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
                 if ctype and "html" not in ctype.lower():
                     yield Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
-                    continue
-                lines = try_html_lines(body, renderer)
-                if lines is None:
-                    yield Record(rid, extra=extra, error="HTML does not parse")
-                    continue
-            else:
-                try:
-                    lines = body.decode("utf-8").splitlines()
-                except UnicodeDecodeError:
-                    yield Record(rid, extra=extra, error="bad encoding (not UTF-8)")
-                    continue
-            if not any(l.strip() for l in lines):
-                yield Record(rid, extra=extra, error="empty page")
+                else:
+                    yield Record(rid, extra=extra, html=body)
                 continue
-            yield Record(rid, lines=lines, extra=extra)
+            try:
+                lines = body.decode("utf-8").splitlines()
+            except UnicodeDecodeError:
+                yield Record(rid, extra=extra, error="bad encoding (not UTF-8)")
+                continue
+            yield check_page(Record(rid, lines=lines, extra=extra))
 
 
 def read_text_files(path) -> Iterator[Record]:
@@ -196,22 +208,22 @@ def read_text_files(path) -> Iterator[Record]:
         except UnicodeDecodeError:
             yield Record(f, error="bad encoding (not UTF-8)")
             continue
-        lines = text.splitlines()
-        yield Record(f, lines=lines, error=None if any(l.strip() for l in lines) else "empty page")
+        yield check_page(Record(f, lines=text.splitlines()))
 
 
-def read_hf(path, fields, keep_fields, renderer, split) -> Iterator[Record]:
+def read_hf(path, fields, keep_fields, split) -> Iterator[Record]:
     from datasets import DatasetDict, load_from_disk
 
     ds = load_from_disk(path)
     if isinstance(ds, DatasetDict):
         ds = ds[split]
     for n, row in enumerate(ds, 1):
-        yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, renderer)
+        yield record_from_dict(row, f"{path}:{n}", fields, keep_fields)
 
 
 def read_records(path: str, fmt: str | None = None, fields: Fields | None = None, keep_fields: bool = False,
-                 renderer: str = "innertext", hf_split: str = "train") -> Iterator[Record]:
+                 hf_split: str = "train") -> Iterator[Record]:
+    """The records of one input, in order. HTML pages come with `html` set: `render` makes them lines."""
     fields = fields or Fields()
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
@@ -219,13 +231,13 @@ def read_records(path: str, fmt: str | None = None, fields: Fields | None = None
     if fmt != "text" and not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     if fmt == "jsonl":
-        return read_jsonl(path, fields, keep_fields, renderer)
+        return read_jsonl(path, fields, keep_fields)
     if fmt == "parquet":
-        return read_parquet(path, fields, keep_fields, renderer)
+        return read_parquet(path, fields, keep_fields)
     if fmt in ("wet", "warc"):
-        return read_warc(path, fmt, renderer)
+        return read_warc(path, fmt)
     if fmt == "hf":
-        return read_hf(path, fields, keep_fields, renderer, hf_split)
+        return read_hf(path, fields, keep_fields, hf_split)
     return read_text_files(path)
 
 
@@ -264,6 +276,49 @@ def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
+def prepare(chunk: list[Record], encoder, renderer: str) -> tuple[list[Record], list[Record], list]:
+    """Render the HTML and tokenize the readable pages of a chunk: (chunk, readable records, encodings)."""
+    for r in chunk:
+        render(r, renderer)
+    ok = [r for r in chunk if not r.error]
+    return chunk, ok, encoder.encode_many([r.lines for r in ok])
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(encoder, renderer):
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
+    _WORKER.update(encoder=encoder, renderer=renderer)
+
+
+def _prepare_in_worker(item):
+    tag, chunk = item
+    return (tag, *prepare(chunk, _WORKER["encoder"], _WORKER["renderer"]))
+
+
+def _prepared(items: Iterator[tuple], encoder, renderer: str, workers: int) -> Iterator[tuple]:
+    """(tag, chunk) -> (tag, *prepare(chunk)), in order: in this thread, or spread over `workers`
+    processes with at most 2 chunks per worker in flight (the dump is never read further ahead)."""
+    if workers <= 0:
+        for tag, chunk in items:
+            yield (tag, *prepare(chunk, encoder, renderer))
+        return
+    import multiprocessing
+
+    # spawn, not fork: the parent runs torch threads; scripts calling predict_dump(workers>0) need the
+    # usual `if __name__ == "__main__":` guard
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(encoder, renderer)) as pool:
+        pending: collections.deque = collections.deque()
+        for item in items:
+            pending.append(pool.apply_async(_prepare_in_worker, (item,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
 def _prefetch(it: Iterator, depth: int = 2) -> Iterator:
     """Run `it` in a background thread (reading + tokenizing while the model works)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
@@ -298,9 +353,12 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
                  keep: tuple[str, ...] | None = None, with_probs: bool = False, with_labels: bool = True,
                  with_lines: bool = False, keep_fields: bool = False, renderer: str = "innertext",
                  hf_split: str = "train", batch_size: int | None = None, shard_size: int = 1000,
-                 quantize: bool = False, progress: bool = True) -> dict:
+                 runtime: str = "torch", workers: int = 0, progress: bool = True) -> dict:
     """Label every record of the inputs into `output` (.jsonl, .jsonl.gz, .parquet, or a directory:
-    one output per input). Returns the summary (records in/out, errors by reason)."""
+    one output per input). Returns the summary (records in/out, errors by reason).
+
+    `workers` > 0 renders and tokenizes in that many processes while the model runs (0: one
+    background thread); the output is the same either way."""
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     if not inputs:
         raise ValueError("no input")
@@ -313,9 +371,7 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
     if predictor is None:
         from .predictor import Predictor
 
-        predictor = Predictor.from_pretrained(model, device=device)
-        if quantize:
-            predictor.quantize_int8()
+        predictor = Predictor.from_pretrained(model, device=device, runtime=runtime)
     batch_size = batch_size or (128 if predictor.device.type == "cuda" else 16)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
@@ -325,9 +381,9 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
         summaries = []
         for inp in inputs:
             name = Path(inp.rstrip("/*")).name.split(".")[0] or "input"
-            summaries.append(_run_one([inp], out / f"{name}.jsonl", predictor, batch_size, opts, progress))
+            summaries.append(_run_one([inp], out / f"{name}.jsonl", predictor, batch_size, opts, workers, progress))
         return _merge_summaries(summaries)
-    return _run_one(inputs, out, predictor, batch_size, opts, progress)
+    return _run_one(inputs, out, predictor, batch_size, opts, workers, progress)
 
 
 def _merge_summaries(summaries: list[dict]) -> dict:
@@ -338,7 +394,8 @@ def _merge_summaries(summaries: list[dict]) -> dict:
             "errors": dict(errors), "outputs": [s["output"] for s in summaries]}
 
 
-def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dict, progress: bool) -> dict:
+def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dict, workers: int,
+             progress: bool) -> dict:
     from tqdm import tqdm
 
     suffix = "".join(out.suffixes[-2:]) if out.suffix == ".gz" else out.suffix
@@ -360,7 +417,7 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dic
 
     def records():
         for inp in inputs:
-            yield from read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["renderer"], opts["hf_split"])
+            yield from read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["hf_split"])
 
     def skipped(it, n):  # resume: skip what finished shards already hold
         for k, r in enumerate(it):
@@ -370,29 +427,31 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dic
     shard_size = opts["shard_size"]
     keep = tuple(opts["keep"]) or None
 
-    def encoded_chunks():
-        for chunk in _chunks(skipped(records(), done_records), shard_size):
-            ok = [r for r in chunk if not r.error]
-            yield chunk, ok, predictor.encode([r.lines for r in ok])
+    def pieces():  # shards cut into pieces of <= PIECE records; the tag marks a shard's last piece
+        for shard in _chunks(skipped(records(), done_records), shard_size):
+            for i in range(0, len(shard), PIECE):
+                yield i + PIECE >= len(shard), shard[i:i + PIECE]
 
     bar = tqdm(total=None, initial=done_records, unit="page", desc=out.name, disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
-    for chunk, ok, encoded in _prefetch(encoded_chunks()):
+    lines, errors, n_records = [], collections.Counter(), 0
+    for shard_ends, chunk, ok, encoded in _prefetch(_prepared(pieces(), predictor.encoder, opts["renderer"], workers)):
         probs = predictor.probs(encoded, batch_size) if ok else []
         by_id = {id(r): (e, p) for r, e, p in zip(ok, encoded, probs)}
-        lines, errors = [], collections.Counter()
         for r in chunk:
             page, pr = by_id.get(id(r), (None, None))
             if r.error:
                 errors[r.error.split(" (")[0]] += 1
             lines.append(json.dumps(output_record(r, page, pr, keep, opts["with_probs"], opts["with_labels"],
                                                   opts["with_lines"]), ensure_ascii=False))
-        index = len(manifest["shards"])
-        name = f"shard-{index:06d}.jsonl"
-        _write_atomic(parts / name, ("\n".join(lines) + "\n").encode("utf-8"))
-        manifest["shards"].append({"file": name, "records": len(chunk), "errors": dict(errors)})
-        _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())  # the shard counts only once listed
+        n_records += len(chunk)
         bar.update(len(chunk))
+        if shard_ends:
+            name = f"shard-{len(manifest['shards']):06d}.jsonl"
+            _write_atomic(parts / name, ("\n".join(lines) + "\n").encode("utf-8"))
+            manifest["shards"].append({"file": name, "records": n_records, "errors": dict(errors)})
+            _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())  # the shard counts only once listed
+            lines, errors, n_records = [], collections.Counter(), 0
     bar.close()
 
     written = _assemble(parts, manifest, out, suffix)

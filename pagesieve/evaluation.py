@@ -142,14 +142,14 @@ def model_predictions(predictor, pages, batch_size: int = 16) -> list[list[int]]
 
 
 def run(model_path, data, baselines: bool = False, corpora: Path | None = None, out_dir: Path | None = None,
-        batch_size: int = 16, device: str | None = None) -> list[dict]:
+        batch_size: int = 16, device: str | None = None, runtime: str = "torch") -> list[dict]:
     from .data import read_pages
     from .predictor import Predictor
 
     pages = [p for p in read_pages(data)]
     if not pages:
         raise ValueError(f"{data}: no labeled pages")
-    predictor = Predictor.from_pretrained(model_path, device=device)
+    predictor = Predictor.from_pretrained(model_path, device=device, runtime=runtime)
     reports = [report("pagesieve", pages, model_predictions(predictor, pages, batch_size))]
     if baselines:
         reports.append(report("all-content", pages, [all_content(p) for p in pages]))

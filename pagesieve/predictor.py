@@ -11,6 +11,7 @@ import torch
 from . import modeling
 from .encoding import EncodedPage, PageEncoder, merge_window_probs
 from .labels import LABELS
+from .onnxrt import RUNTIMES
 
 
 @dataclass
@@ -36,15 +37,28 @@ class Predictor:
         if self.device.type == "cuda":
             model = model.to(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
         self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.onnx = None  # an OnnxForward when use_onnx() was called
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.encoder = PageEncoder(tokenizer, **modeling.encoding_settings(model))
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
-        """Load a checkpoint (default: the released model in `model/`); CUDA when available."""
+    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None,
+                        runtime: str = "torch") -> "Predictor":
+        """Load a checkpoint (default: the released model in `model/`); CUDA when available.
+
+        `runtime` (CPU only): "torch" (fp32), "torch-int8" (torch dynamic quantization), "onnx"
+        (ONNX Runtime, fp32) or "onnx-int8" (ONNX Runtime, int8 weights: the fastest)."""
         from .backbone import load_tokenizer
 
-        return cls(modeling.load(path), load_tokenizer(), device)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
+        predictor = cls(modeling.load(path), load_tokenizer(), device)
+        if runtime.startswith("onnx"):
+            predictor.use_onnx(int8=runtime.endswith("int8"))
+        elif runtime == "torch-int8":
+            predictor.quantize_int8()
+        return predictor
 
     # -- the core: pages of lines -> per-line probabilities ---------------------------
     def encode(self, pages: Sequence[Sequence[str]]) -> list[EncodedPage]:
@@ -73,27 +87,43 @@ class Predictor:
         """Dynamic int8 quantization of the linear layers (CPU): ~2x faster, slightly less accurate."""
         import warnings
 
-        if self.device.type != "cpu":
-            raise ValueError("int8 dynamic quantization runs on the CPU only")
+        if self.device.type != "cpu" or self.model is None:
+            raise ValueError("torch int8 dynamic quantization runs on the CPU only, not with ONNX Runtime")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         return self
 
+    def use_onnx(self, int8: bool = True, threads: int = 0) -> "Predictor":
+        """Run the model with ONNX Runtime on the CPU (exported and cached on first use); `int8`
+        quantizes the weights (faster, slightly less accurate: see the model card)."""
+        from .onnxrt import OnnxForward
+
+        if self.device.type != "cpu" or self.model is None:
+            raise ValueError("the ONNX Runtime path runs on the CPU only, once")
+        self.onnx = OnnxForward(self.model, int8=int8, threads=threads)
+        self.model = None  # the session holds the weights: free torch's copy (~470 MB)
+        return self
+
     @torch.inference_mode()
     def _forward(self, wins) -> list[np.ndarray]:
         width = max(len(w.input_ids) for w in wins)
-        ids = torch.full((len(wins), width), self.model.config.pad_token_id or 0, dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
+        ids = np.full((len(wins), width), self.config.pad_token_id or 0, dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
         for i, w in enumerate(wins):
             n = len(w.input_ids)
-            ids[i, :n] = torch.tensor(w.input_ids)
-            types[i, :n] = torch.tensor(w.token_type_ids)
+            ids[i, :n] = w.input_ids
+            types[i, :n] = w.token_type_ids
             mask[i, :n] = 1
-        logits = self.model(input_ids=ids.to(self.device), token_type_ids=types.to(self.device),
-                            attention_mask=mask.to(self.device)).logits
-        probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        if self.onnx is not None:
+            logits = self.onnx(ids, mask, types)
+            e = np.exp(logits - logits.max(-1, keepdims=True))
+            probs = e / e.sum(-1, keepdims=True)
+        else:
+            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in
+                      (("input_ids", ids), ("token_type_ids", types), ("attention_mask", mask))}
+            probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu().numpy()
         return [probs[i, w.label_positions] for i, w in enumerate(wins)]
 
     # -- user API ----------------------------------------------------------------------

@@ -63,19 +63,17 @@ class Boom(Exception):
     pass
 
 
-def test_interrupted_run_resumes_byte_identical(predictor, tmp_path):
+@pytest.mark.parametrize("shard_size,n", [(7, 60), (90, 200)])  # 90: shards of several pieces (PIECE=64)
+def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size, n):
     src = tmp_path / "in.jsonl"
-    make_jsonl(src, n=60)
+    make_jsonl(src, n=n)
     full = tmp_path / "full.jsonl.gz"
-    predict_dump([str(src)], str(full), predictor=predictor, shard_size=7, progress=False)
+    predict_dump([str(src)], str(full), predictor=predictor, shard_size=shard_size, progress=False)
 
     class Flaky:  # dies in the middle of the run, like a killed job
         def __init__(self, inner, after):
             self.inner, self.calls, self.after = inner, 0, after
-            self.device = inner.device
-
-        def encode(self, pages):
-            return self.inner.encode(pages)
+            self.device, self.encoder = inner.device, inner.encoder
 
         def probs(self, encoded, batch_size):
             self.calls += 1
@@ -85,14 +83,14 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path):
 
     part = tmp_path / "part.jsonl.gz"
     with pytest.raises(Boom):
-        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 3), shard_size=7, progress=False)
+        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 3), shard_size=shard_size, progress=False)
     assert not part.exists() and (tmp_path / "part.jsonl.gz.parts" / "manifest.json").exists()
-    summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=7, progress=False)
+    summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=shard_size, progress=False)
     assert part.read_bytes() == full.read_bytes()
-    assert summary["records_in"] == 60
+    assert summary["records_in"] == n
     # a different command on the same unfinished parts is refused, not mixed
     with pytest.raises(Boom):
-        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 1), shard_size=7, progress=False)
+        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 3), shard_size=shard_size, progress=False)
     with pytest.raises(ValueError, match="other inputs or options"):
         predict_dump([str(src)], str(part), predictor=predictor, shard_size=5, progress=False)
 
@@ -199,3 +197,16 @@ def test_zstd_jsonl(tmp_path):
     data = "".join(json.dumps({"id": f"z{i}", "text": "Home\nBody"}) + "\n" for i in range(3)).encode()
     (tmp_path / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
     assert [(r.id, r.lines) for r in read_records(str(tmp_path / "d.jsonl.zst"))] == [(f"z{i}", ["Home", "Body"]) for i in range(3)]
+
+
+def test_worker_processes_give_the_same_output(predictor, tmp_path):
+    src = tmp_path / "in.jsonl"
+    make_jsonl(src, n=150)
+    warc = tmp_path / "crawl.warc.gz"
+    make_warc(warc, "warc")
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    s1 = predict_dump([str(src), str(warc)], str(one), predictor=predictor, shard_size=70, progress=False)
+    s2 = predict_dump([str(src), str(warc)], str(many), predictor=predictor, shard_size=70, workers=2, progress=False)
+    assert s1 == {**s2, "output": s1["output"]}
+    assert one.read_bytes() == many.read_bytes()
+    assert s1["records_in"] == 153
