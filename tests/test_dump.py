@@ -63,7 +63,7 @@ class Boom(Exception):
     pass
 
 
-@pytest.mark.parametrize("shard_size,n", [(7, 60), (90, 200)])  # 90: shards of several pieces (PIECE=64)
+@pytest.mark.parametrize("shard_size,n", [(7, 60), (90, 200)])  # 90: shards of several pieces (64 on a CPU)
 def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size, n):
     src = tmp_path / "in.jsonl"
     make_jsonl(src, n=n)

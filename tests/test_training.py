@@ -26,6 +26,13 @@ def test_tiny_training_run_and_resume(tmp_path):
     # the same command again resumes from the last checkpoint instead of starting over
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "resuming from" in r.stderr
+    # a second stage from that checkpoint with other windows saves the windows it trained on
+    r = subprocess.run([sys.executable, "train.py", "--config", "configs/tiny.yaml", "--set", f"out={tmp_path / 'stage2'}",
+                        "--set", f"init={tmp_path / 'released'}", "--set", "max_length=96", "--set", "epochs=1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved = json.loads((tmp_path / "stage2" / "best" / "config.json").read_text())["pagesieve"]
+    assert saved["max_length"] == 96 and saved["line_token_budget"] == 16
 
 
 def test_config_overrides_and_errors(tmp_path):
@@ -40,8 +47,10 @@ def test_config_overrides_and_errors(tmp_path):
 
 
 def test_all_configs_parse():
-    for name in ("cpu", "gpu", "gpu-finetune", "tiny"):
-        TrainConfig.load(str(ROOT / "configs" / f"{name}.yaml"))
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert {c.stem for c in configs} >= {"cpu", "cpu-finetune", "gpu", "gpu-finetune", "tiny"}
+    for path in configs:
+        TrainConfig.load(str(path))
 
 
 def test_split_by_site_is_stable(test_pages):
