@@ -138,13 +138,13 @@ def cmd_train(args) -> int:
     return 0
 
 
-def add_runtime(parser):
+def add_runtime(parser, default: str = "torch"):
     from .onnxrt import RUNTIMES
 
-    parser.add_argument("--runtime", default="torch", choices=RUNTIMES,
-                        help="CPU inference engine: torch (fp32, default), torch-int8 (dynamic quantization), "
-                             "onnx / onnx-int8 (ONNX Runtime, needs pagesieve[onnx]; the model is exported once "
-                             "into the cache). int8 is the fastest and slightly less accurate: see model/README.md")
+    parser.add_argument("--runtime", default=default, choices=RUNTIMES, help=(
+        f"inference engine (default: {default}): torch (fp32), torch-int8 (torch dynamic quantization: faster, "
+        "less accurate), onnx / onnx-int8 (ONNX Runtime; the model is exported once into the cache; int8 is the "
+        "fastest on a CPU and about as accurate as fp32), auto (onnx-int8 on a CPU, torch on a GPU)"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "background thread, enough unless the input is HTML/WARC)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
     pr.add_argument("--shard-size", type=int, default=1000, help="records per saved shard (the unit of resuming)")
-    add_runtime(pr)
+    add_runtime(pr, default="auto")
     pr.set_defaults(fn=cmd_predict)
 
     tr = sub.add_parser("train", help="fine-tune a model (same as python train.py)", add_help=False)

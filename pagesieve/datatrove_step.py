@@ -20,7 +20,7 @@ class PagesieveLabeler(PipelineStep):
 
     def __init__(self, model: str | None = None, keep: tuple[str, ...] = ("content",), batch_pages: int = 64,
                  batch_size: int | None = None, device: str | None = None, drop_empty: bool = True,
-                 store_labels: bool = True, runtime: str = "torch"):
+                 store_labels: bool = True, runtime: str = "auto"):
         super().__init__()
         bad = set(keep) - set(LABELS)
         if bad:

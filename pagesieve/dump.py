@@ -355,7 +355,7 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
                  keep: tuple[str, ...] | None = None, with_probs: bool = False, with_labels: bool = True,
                  with_lines: bool = False, keep_fields: bool = False, renderer: str = "innertext",
                  hf_split: str = "train", batch_size: int | None = None, shard_size: int = 1000,
-                 runtime: str = "torch", workers: int = 0, progress: bool = True) -> dict:
+                 runtime: str = "auto", workers: int = 0, progress: bool = True) -> dict:
     """Label every record of the inputs into `output` (.jsonl, .jsonl.gz, .parquet, or a directory:
     one output per input). Returns the summary (records in/out, errors by reason).
 

@@ -11,7 +11,6 @@ import torch
 from . import modeling
 from .encoding import EncodedPage, PageEncoder, merge_window_probs
 from .labels import LABELS
-from .onnxrt import RUNTIMES
 
 
 @dataclass
@@ -47,13 +46,14 @@ class Predictor:
                         runtime: str = "torch") -> "Predictor":
         """Load a checkpoint (default: the released model in `model/`); CUDA when available.
 
-        `runtime` (CPU only): "torch" (fp32), "torch-int8" (torch dynamic quantization), "onnx"
-        (ONNX Runtime, fp32) or "onnx-int8" (ONNX Runtime, int8 weights: the fastest)."""
+        `runtime` on a CPU: "torch" (fp32), "torch-int8" (torch dynamic quantization: faster, less
+        accurate), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with int8 weights: the
+        fastest, about as accurate as fp32), or "auto" (onnx-int8 on a CPU, torch on a GPU)."""
         from .backbone import load_tokenizer
+        from .onnxrt import resolve_runtime
 
-        if runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
         predictor = cls(modeling.load(path), load_tokenizer(), device)
+        runtime = resolve_runtime(runtime, predictor.device.type)
         if runtime.startswith("onnx"):
             predictor.use_onnx(int8=runtime.endswith("int8"))
         elif runtime == "torch-int8":

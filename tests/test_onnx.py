@@ -2,9 +2,7 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-
-from pagesieve.predictor import Predictor  # noqa: E402
+from pagesieve.predictor import Predictor
 
 
 def test_onnx_matches_torch(tiny_model_dir, test_pages):
@@ -22,6 +20,10 @@ def test_onnx_matches_torch(tiny_model_dir, test_pages):
     assert np.abs(q - np.concatenate(ref)).max() < 0.2  # int8 weights: close, not equal
 
 
-def test_unknown_runtime(tiny_model_dir):
+def test_runtime_choice(tiny_model_dir):
+    from pagesieve.onnxrt import resolve_runtime
+
+    assert resolve_runtime("auto", "cpu") == "onnx-int8" and resolve_runtime("auto", "cuda") == "torch"
+    assert resolve_runtime("torch-int8", "cpu") == "torch-int8"
     with pytest.raises(ValueError, match="runtime"):
         Predictor.from_pretrained(tiny_model_dir, device="cpu", runtime="tensorrt")
