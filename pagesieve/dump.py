@@ -252,12 +252,12 @@ def output_record(rec: Record, page, probs, keep: tuple[str, ...] | None, with_p
         out["error"] = rec.error
         return out
     labels = [LABELS[c] if c is not None else None for c in per_line(page, probs)]
-    p_out = [None] * len(rec.lines)
-    for row, i in enumerate(page.kept):
-        p_out[i] = [round(float(x), 4) for x in probs[row]]
     if with_labels:
         out["labels"] = labels
     if with_probs:
+        p_out = [None] * len(rec.lines)
+        for row, i in enumerate(page.kept):
+            p_out[i] = [round(float(x), 4) for x in probs[row]]
         out["probs"] = p_out
     if with_lines:
         out["lines"] = rec.lines

@@ -62,13 +62,15 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
         print(f"pagesieve: exporting the model to ONNX{' (int8)' if int8 else ''} once, into {folder} ...",
               file=sys.stderr)
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # renamed when complete: atomic
-    fp32 = folder / f"{key}.onnx"
-    if not int8 or not fp32.exists():
-        _export_fp32(model, tmp if not int8 else tmp.with_suffix(".fp32"))
-    if int8:
+    if not int8:
+        _export_fp32(model, tmp)
+    else:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        fp32 = folder / f"{key}.onnx"  # reused when cached, else a temporary export
         src = fp32 if fp32.exists() else tmp.with_suffix(".fp32")
+        if src != fp32:
+            _export_fp32(model, src)
         logging.disable(logging.WARNING)  # the quantizer's advice to pre-process applies to CNNs
         try:
             # per-channel weight scales: the 6-layer model keeps its validation macro-F1 (0.744 -> 0.740),
@@ -76,8 +78,8 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
             quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         finally:
             logging.disable(logging.NOTSET)
-        if src != fp32:
-            src.unlink()
+            if src != fp32:
+                src.unlink(missing_ok=True)
     os.replace(tmp, target)
     return target
 
