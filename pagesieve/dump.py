@@ -152,9 +152,14 @@ def read_parquet(path, fields, keep_fields) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
+    wanted = {fields.id, fields.text, fields.lines, fields.html}
+    # Only the columns we use (a crawl shard may carry many more), in batches of rows: memory stays
+    # bounded even when a row group holds gigabytes.
+    # (None when none is there: every row then becomes a "no text field" error record.)
+    columns = None if keep_fields else [c for c in pf.schema_arrow.names if c in wanted] or None
     n = 0
-    for rg in range(pf.num_row_groups):  # one row group in memory at a time
-        for row in pf.read_row_group(rg).to_pylist():
+    for batch in pf.iter_batches(batch_size=256, columns=columns):
+        for row in batch.to_pylist():
             n += 1
             yield record_from_dict(row, f"{path}:{n}", fields, keep_fields)
 

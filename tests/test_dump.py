@@ -111,6 +111,21 @@ def test_parquet_in_and_out(predictor, tmp_path):
     assert len(t[0]["labels"]) == 2 and json.loads(t[0]["fields"]) == {"n": 0}
 
 
+def test_parquet_reads_only_needed_columns_and_never_drops_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pagesieve.dump import Fields, read_records
+
+    rows = [{"id": f"p{i}", "text": f"line {i}", "blob": "x" * 100} for i in range(600)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet", row_group_size=600)  # > one batch
+    recs = list(read_records(str(tmp_path / "a.parquet"), fields=Fields()))
+    assert [r.id for r in recs] == [f"p{i}" for i in range(600)] and recs[599].lines == ["line 599"]
+    pq.write_table(pa.Table.from_pylist([{"other": 1}, {"other": 2}]), tmp_path / "b.parquet")
+    recs = list(read_records(str(tmp_path / "b.parquet"), fields=Fields()))
+    assert len(recs) == 2 and all(r.error.startswith("no text field") for r in recs)
+
+
 def make_warc(path, kind):
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
