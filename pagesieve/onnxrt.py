@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 # the inference engines a Predictor can use (see Predictor.from_pretrained)
 RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
@@ -89,25 +88,26 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
     return target
 
 
-class FromWordVectors(torch.nn.Module):
-    """The classifier's forward from word vectors on: what the ONNX graph holds."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs_embeds, attention_mask, token_type_ids):
-        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                          token_type_ids=token_type_ids).logits
-
-
 def _export_fp32(model, path: Path):
+    import torch  # here, not at the top: the CLI reads RUNTIMES without loading torch
+
+    class FromWordVectors(torch.nn.Module):
+        """The classifier's forward from word vectors on: what the ONNX graph holds."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model.float().eval()
+
+        def forward(self, inputs_embeds, attention_mask, token_type_ids):
+            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).logits
+
     mask = torch.ones(2, 16, dtype=torch.long)
     vectors = torch.zeros(2, 16, model.config.hidden_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            FromWordVectors(model.float().eval()), (vectors, mask, torch.zeros_like(mask)), str(path),
+            FromWordVectors(), (vectors, mask, torch.zeros_like(mask)), str(path),
             input_names=list(INPUTS), output_names=["logits"],
             dynamic_axes={k: {0: "batch", 1: "tokens"} for k in (*INPUTS, "logits")},
             dynamo=False, opset_version=17)
@@ -118,6 +118,7 @@ class OnnxForward:
 
     def __init__(self, model, int8: bool = True, threads: int = 0):
         import onnxruntime as ort
+        import torch
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
