@@ -24,7 +24,7 @@ RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
 
 
 def resolve_runtime(runtime: str, device: str) -> str:
-    """"auto": ONNX Runtime int8 on a CPU (about as accurate as fp32 and 2-3x faster), torch elsewhere."""
+    """"auto": ONNX Runtime int8 on a CPU (about as accurate as fp32 and 2x faster), torch elsewhere."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: choose from {', '.join(RUNTIMES)}")
     if runtime != "auto":
@@ -32,6 +32,8 @@ def resolve_runtime(runtime: str, device: str) -> str:
     import importlib.util
 
     return "onnx-int8" if device == "cpu" and importlib.util.find_spec("onnxruntime") else "torch"
+
+
 INPUTS = ("inputs_embeds", "attention_mask", "token_type_ids")
 
 
@@ -77,8 +79,9 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
             _export_fp32(model, src)
         logging.disable(logging.WARNING)  # the quantizer's advice to pre-process applies to CNNs
         try:
-            # per-channel weight scales: the 6-layer model keeps its validation macro-F1 (0.744 -> 0.740),
-            # where torch's per-tensor dynamic quantization loses 0.08
+            # per-channel weight scales: the 6-layer release keeps the fp32 label on 97% of the dev +
+            # validation lines (dev macro-F1 0.700 either way), where torch's per-tensor dynamic
+            # quantization loses 0.04 dev / 0.08 validation macro-F1
             quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         finally:
             logging.disable(logging.NOTSET)
