@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--corpora", default=str(DEFAULT_CORPORA),
                     help="folder of corpus *.jsonl.gz holding the pages' HTML, for trafilatura")
     ev.add_argument("--out", help="folder for report.json and confusion.png")
-    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--batch-size", type=int, help="windows per forward pass (default 4 on CPU, 128 on GPU)")
     ev.add_argument("--device")
     add_runtime(ev)
     ev.set_defaults(fn=cmd_evaluate)
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--keep-fields", action="store_true", help="keep the input record's other fields")
     pr.add_argument("--model", help="model folder (default: the released model in model/)")
     pr.add_argument("--device", help="cpu or cuda (default: cuda when available; bf16 there)")
-    pr.add_argument("--batch-size", type=int, help="windows per forward pass (default 8 on CPU, 128 on GPU)")
+    pr.add_argument("--batch-size", type=int, help="windows per forward pass (default 4 on CPU, 128 on GPU)")
     pr.add_argument("--workers", type=int, default=0,
                     help="processes that read, render HTML and tokenize while the model runs (default 0: one "
                          "background thread, enough unless the input is HTML/WARC)")

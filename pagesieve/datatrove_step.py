@@ -45,10 +45,9 @@ class PagesieveLabeler(PipelineStep):
 
     def _label(self, docs):
         p = self.predictor
-        bs = self.batch_size or (128 if p.device.type == "cuda" else 16)
         pages = [d.text.splitlines() for d in docs]
         with self.track_time(unit="batch"):
-            results = p.line_probs(pages, bs)
+            results = p.line_probs(pages, self.batch_size)
         for doc, lines, (enc, probs) in zip(docs, pages, results):
             labels = [LABELS[c] if c is not None else None for c in per_line(enc, probs)]
             for lab in labels:

@@ -379,8 +379,6 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
         from .predictor import Predictor
 
         predictor = Predictor.from_pretrained(model, device=device, runtime=runtime)
-    # CPU: 8 windows per pass measured ~4% faster than 16 and 30% faster than 32 (cache-sized batches)
-    batch_size = batch_size or (128 if predictor.device.type == "cuda" else 8)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
                 hf_split=hf_split, shard_size=shard_size)
@@ -402,7 +400,7 @@ def _merge_summaries(summaries: list[dict]) -> dict:
             "errors": dict(errors), "outputs": [s["output"] for s in summaries]}
 
 
-def _run_one(inputs: list[str], out: Path, predictor, batch_size: int, opts: dict, workers: int,
+def _run_one(inputs: list[str], out: Path, predictor, batch_size: int | None, opts: dict, workers: int,
              progress: bool) -> dict:
     from tqdm import tqdm
 

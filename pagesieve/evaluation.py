@@ -134,7 +134,7 @@ def report(name: str, pages, preds_per_page) -> dict:
     return r
 
 
-def model_predictions(predictor, pages, batch_size: int = 16) -> list[list[int]]:
+def model_predictions(predictor, pages, batch_size: int | None = None) -> list[list[int]]:
     from .encoding import per_line
 
     return [[OTHER if c is None else c for c in per_line(enc, probs)]  # blank lines are not scored
@@ -142,7 +142,7 @@ def model_predictions(predictor, pages, batch_size: int = 16) -> list[list[int]]
 
 
 def run(model_path, data, baselines: bool = False, corpora: Path | None = None, out_dir: Path | None = None,
-        batch_size: int = 16, device: str | None = None, runtime: str = "torch") -> list[dict]:
+        batch_size: int | None = None, device: str | None = None, runtime: str = "torch") -> list[dict]:
     from .data import read_pages
     from .predictor import Predictor
 
