@@ -32,6 +32,9 @@ class TrainConfig:
     max_length: int = 512  # tokens per window
     line_token_budget: int = 32  # tokens kept per line
     overlap: int = 128  # tokens shared by consecutive windows
+    # distillation: a trained model's line probabilities as soft targets for every training page
+    teacher: str = ""  # model folder of the teacher ("" = no distillation)
+    distill_alpha: float = 0.8  # share of the loss on the teacher's probabilities (the rest on the labels)
     # augmentation (renderer variety for pages that only exist as one rendering)
     glue_prob: float = 0.0  # chance per page of gluing runs of same-label lines (textContent-like)
     # optimisation
@@ -129,29 +132,49 @@ def glue_lines(lines: list[str], labels: list[str], rng: random.Random) -> tuple
     return out_l, out_y
 
 
+def teacher_probs(teacher, pages: list[list[str]], chunk: int = 32) -> list[np.ndarray]:
+    """Per page, (lines, classes) probabilities of a teacher Predictor (zeros on blank lines)."""
+    from tqdm import tqdm
+
+    out = []
+    for b in tqdm(range(0, len(pages), chunk), desc="teacher", unit="chunk", disable=not sys.stderr.isatty()):
+        for lines, (enc, probs) in zip(pages[b:b + chunk], teacher.line_probs(pages[b:b + chunk])):
+            full = np.zeros((len(lines), probs.shape[1]), dtype=np.float32)
+            full[enc.kept] = probs
+            out.append(full)
+    return out
+
+
 class WindowDataset(torch.utils.data.Dataset):
-    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0):
+    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0, teacher=None):
         rng = random.Random(seed)
-        self.items = []
+        final = []  # (lines, labels, weight) after augmentation
         for page in pages:
             lines, labels = page["lines"], page["labels"]
             if glue_prob and rng.random() < glue_prob:
                 lines, labels = glue_lines(lines, labels, rng)
+            final.append((lines, labels, float(page.get("weight", 1.0))))
+        soft = teacher_probs(teacher, [lines for lines, _, _ in final]) if teacher else [None] * len(final)
+        self.items = []
+        for (lines, labels, w), page_soft in zip(final, soft):
             enc = encoder.encode(lines, [LABEL2ID.get(l, IGNORE) for l in labels])  # None: unknown
-            w = float(page.get("weight", 1.0))
             for win in enc.windows:
-                self.items.append((win.input_ids, win.token_type_ids, win.label_array(), w))
+                win_soft = page_soft[win.line_ids] if page_soft is not None else None
+                self.items.append((win.input_ids, win.token_type_ids, win.label_array(), w, win.label_positions, win_soft))
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
-        ids, types, labels, w = self.items[i]
-        return {"input_ids": ids, "token_type_ids": types, "labels": labels, "weight": w}
+        ids, types, labels, w, positions, soft = self.items[i]
+        item = {"input_ids": ids, "token_type_ids": types, "labels": labels, "weight": w}
+        if soft is not None:
+            item["soft"] = (positions, soft)
+        return item
 
     def label_counts(self) -> np.ndarray:
         counts = np.zeros(len(LABELS))
-        for _, _, labels, _ in self.items:
+        for _, _, labels, *_ in self.items:
             for l in labels:
                 if l != IGNORE:
                     counts[l] += 1
@@ -171,8 +194,15 @@ def collate(batch, pad_id: int = 1):
         types[i, :k] = torch.tensor(b["token_type_ids"])
         mask[i, :k] = 1
         labels[i, :k] = torch.tensor(b["labels"])
-    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels,
-            "weight": torch.tensor([b["weight"] for b in batch], dtype=torch.float)}
+    out = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask, "labels": labels,
+           "weight": torch.tensor([b["weight"] for b in batch], dtype=torch.float)}
+    if all("soft" in b for b in batch):  # teacher probabilities on each line's first token, zeros elsewhere
+        soft = torch.zeros((n, width, len(LABELS)))
+        for i, b in enumerate(batch):
+            positions, rows = b["soft"]
+            soft[i, positions] = torch.from_numpy(rows)
+        out["soft"] = soft
+    return out
 
 
 # -- model ------------------------------------------------------------------------------
@@ -238,7 +268,15 @@ def train(cfg: TrainConfig) -> dict:
     print(f"pagesieve train: {len(pages)} training pages, {len(val_pages)} validation pages", file=sys.stderr)
     tok = load_tokenizer()
     encoder = PageEncoder(tok, cfg.max_length, cfg.line_token_budget, cfg.overlap)
-    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed)
+    teacher = None
+    if cfg.teacher:
+        from .predictor import Predictor
+
+        # ONNX fp32 on a CPU gives torch's labels, faster
+        teacher = Predictor.from_pretrained(cfg.teacher, runtime="auto" if torch.cuda.is_available() else "onnx")
+        print(f"pagesieve train: distilling {cfg.teacher} (loss share {cfg.distill_alpha})", file=sys.stderr)
+    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher)
+    del teacher
     val_ds = WindowDataset(val_pages, encoder) if val_pages else None
     counts = train_ds.label_counts()
     class_w = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power
@@ -252,16 +290,24 @@ def train(cfg: TrainConfig) -> dict:
     class LineTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels")
-            weight = inputs.pop("weight")
+            weight = inputs.pop("weight").to(labels.device)[:, None]
+            soft = inputs.pop("soft", None)
             out = model(**inputs)
-            logits = out.logits
+            logits = out.logits.float()
+            cw = class_w.to(logits.device)
             loss_tok = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                weight=class_w.to(logits.device), ignore_index=IGNORE, reduction="none",
+                logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                weight=cw, ignore_index=IGNORE, reduction="none",
                 label_smoothing=cfg.label_smoothing).view(labels.shape)
             mask = (labels != IGNORE).float()
-            w = mask * weight.to(logits.device)[:, None] * class_w.to(logits.device)[labels.clamp(min=0)]
-            loss = (loss_tok * mask * weight.to(logits.device)[:, None]).sum() / w.sum().clamp(min=1e-6)
+            w = mask * weight * cw[labels.clamp(min=0)]
+            loss = (loss_tok * mask * weight).sum() / w.sum().clamp(min=1e-6)
+            if soft is not None and cfg.distill_alpha:
+                # cross-entropy to the teacher's probabilities, weighted like the labels (expected class weight)
+                soft_w = (soft * cw).sum(-1) * weight
+                soft_loss = -(soft * torch.log_softmax(logits, -1)).sum(-1)
+                soft_loss = (soft_loss * soft_w).sum() / soft_w.sum().clamp(min=1e-6)
+                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * soft_loss
             return (loss, out) if return_outputs else loss
 
         def create_optimizer(self, model=None):

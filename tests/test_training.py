@@ -27,10 +27,12 @@ def test_tiny_training_run_and_resume(tmp_path):
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "resuming from" in r.stderr
     # a second stage from that checkpoint with other windows saves the windows it trained on
+    # (distilling the first model into it: the teacher runs on every training page)
     r = subprocess.run([sys.executable, "train.py", "--config", "configs/tiny.yaml", "--set", f"out={tmp_path / 'stage2'}",
-                        "--set", f"init={tmp_path / 'released'}", "--set", "max_length=96", "--set", "epochs=1"],
+                        "--set", f"init={tmp_path / 'released'}", "--set", "max_length=96", "--set", "epochs=1",
+                        "--set", f"teacher={tmp_path / 'released'}"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0 and "distilling" in r.stderr, r.stderr[-3000:]
     saved = json.loads((tmp_path / "stage2" / "best" / "config.json").read_text())["pagesieve"]
     assert saved["max_length"] == 96 and saved["line_token_budget"] == 16
 
@@ -59,6 +61,33 @@ def test_split_by_site_is_stable(test_pages):
     assert [p["id"] for p in a_held] == [p["id"] for p in b_held if "id" in p]
     sites = lambda ps: {p["url"].split("/")[2] for p in ps}
     assert not sites(a_keep) & sites(a_held)
+
+
+def test_teacher_probabilities_sit_on_each_line_first_token(tokenizer, test_pages):
+    """Distillation targets must land on the token that carries the same line's label."""
+    import numpy as np
+
+    from pagesieve.encoding import EncodedPage, PageEncoder
+    from pagesieve.labels import IGNORE, LABEL2ID
+    from pagesieve.training import WindowDataset, collate
+
+    class OneHotTeacher:  # "predicts" each line's gold label
+        def line_probs(self, pages):
+            by_lines = {tuple(p["lines"]): p["labels"] for p in test_pages}
+            out = []
+            for lines in pages:
+                kept = [i for i, line in enumerate(lines) if line.strip()]
+                gold = by_lines[tuple(lines)]
+                out.append((EncodedPage(len(lines), kept), np.eye(4)[[LABEL2ID[gold[i]] for i in kept]]))
+            return out
+
+    ds = WindowDataset(test_pages, PageEncoder(tokenizer, 64, 8, 16), teacher=OneHotTeacher())
+    assert len(ds) > len(test_pages)  # several windows per page: the overlap paths are exercised
+    batch = collate([ds[i] for i in range(len(ds))])
+    labels, soft = batch["labels"], batch["soft"]
+    on = labels != IGNORE
+    assert (soft[on].argmax(-1) == labels[on]).all() and (soft[on].sum(-1) == 1).all()
+    assert (soft[~on] == 0).all()
 
 
 def test_glue_lines_keeps_labels_aligned():
