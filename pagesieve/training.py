@@ -23,6 +23,7 @@ class TrainConfig:
     train: list = field(default_factory=list)  # each "path" or "path*weight" (weight repeats/scales pages)
     validation: list = field(default_factory=list)  # pages for early stopping; empty: hold out sites of `train`
     validation_fraction: float = 0.1  # share of training *sites* held out when `validation` is empty
+    validate_on: list = field(default_factory=list)  # `train` sources (paths) whose held-out sites validate; empty: all
     max_validation_pages: int = 0  # evaluate on at most this many validation pages (0 = all): evaluation is slow on CPU
     max_pages: int = 0  # cap on training pages (0 = all); for smoke tests
     # model
@@ -84,9 +85,12 @@ class TrainConfig:
                 except ValueError:
                     raise ValueError(f"{k}: expected a number, got {v!r}") from None
         cfg = cls(**values)
-        for k in ("train", "validation"):
+        for k in ("train", "validation", "validate_on"):
             if isinstance(getattr(cfg, k), str):
                 setattr(cfg, k, [getattr(cfg, k)])
+        unknown = set(cfg.validate_on) - {str(spec).partition("*")[0] for spec in cfg.train}
+        if unknown:
+            raise ValueError(f"validate_on: {sorted(unknown)} not among the train sources {cfg.train}")
         return cfg
 
 
@@ -100,6 +104,7 @@ def load_sources(specs: list[str], max_pages: int = 0) -> list[dict]:
         w = float(weight) if weight else 1.0
         for page in read_pages(path):
             page["weight"] = float(page.get("weight", 1.0)) * w
+            page["source"] = path
             pages.append(page)
     if max_pages:
         pages = pages[:max_pages]
@@ -263,6 +268,8 @@ def train(cfg: TrainConfig) -> dict:
         val_pages = load_sources(cfg.validation)
     else:
         pages, val_pages = split_by_site(pages, cfg.validation_fraction, cfg.seed)
+        if cfg.validate_on:  # e.g. only the gold pages' held-out sites, when the rest has noisier labels
+            val_pages = [p for p in val_pages if p["source"] in cfg.validate_on]
     if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
         val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
     print(f"pagesieve train: {len(pages)} training pages, {len(val_pages)} validation pages", file=sys.stderr)

@@ -42,6 +42,9 @@ def test_config_overrides_and_errors(tmp_path):
     assert cfg.lr == 1e-4 and cfg.epochs == 3.0 and cfg.bf16 is True and cfg.train == ["a.jsonl", "b.jsonl*2"]
     with pytest.raises(ValueError, match="unknown"):
         TrainConfig.load(None, ["learning_rate=1"])
+    with pytest.raises(ValueError, match="validate_on"):
+        TrainConfig.load(None, ["train=[a.jsonl*2]", "validate_on=[b.jsonl]"])
+    assert TrainConfig.load(None, ["train=[a.jsonl*2]", "validate_on=a.jsonl"]).validate_on == ["a.jsonl"]
     with pytest.raises(ValueError, match="number"):
         TrainConfig.load(None, ["lr=fast"])
     r = subprocess.run([sys.executable, "train.py", "--set", "nope=1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
