@@ -118,19 +118,21 @@ class Predictor:
         ids = np.full((len(wins), width), self.config.pad_token_id or 0, dtype=np.int64)
         types = np.zeros_like(ids)
         mask = np.zeros_like(ids)
+        positions = np.zeros((len(wins), max(len(w.label_positions) for w in wins)), dtype=np.int64)
         for i, w in enumerate(wins):
             n = len(w.input_ids)
             ids[i, :n] = w.input_ids
             types[i, :n] = w.token_type_ids
             mask[i, :n] = 1
-        if self.onnx is not None:
-            logits = self.onnx(ids, mask, types)
+            positions[i, :len(w.label_positions)] = w.label_positions
+        if self.onnx is not None:  # logits of the label tokens only
+            logits = self.onnx(ids, mask, types, positions)
             e = np.exp(logits - logits.max(-1, keepdims=True))
             probs = e / e.sum(-1, keepdims=True)
-        else:
-            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in
-                      (("input_ids", ids), ("token_type_ids", types), ("attention_mask", mask))}
-            probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu().numpy()
+            return [probs[i, :len(w.label_positions)] for i, w in enumerate(wins)]
+        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in
+                  (("input_ids", ids), ("token_type_ids", types), ("attention_mask", mask))}
+        probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu().numpy()
         return [probs[i, w.label_positions] for i, w in enumerate(wins)]
 
     # -- user API ----------------------------------------------------------------------
