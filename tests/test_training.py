@@ -33,6 +33,7 @@ def test_tiny_training_run_and_resume(tmp_path):
                         "--set", f"teacher={tmp_path / 'released'}"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "distilling" in r.stderr, r.stderr[-3000:]
+    assert (tmp_path / "stage2" / "teacher_probs.npz").exists()
     saved = json.loads((tmp_path / "stage2" / "best" / "config.json").read_text())["pagesieve"]
     assert saved["max_length"] == 96 and saved["line_token_budget"] == 16
 
@@ -72,9 +73,9 @@ def test_teacher_probabilities_sit_on_each_line_first_token(tokenizer, test_page
 
     from pagesieve.encoding import EncodedPage, PageEncoder
     from pagesieve.labels import IGNORE, LABEL2ID
-    from pagesieve.training import WindowDataset, collate
+    from pagesieve.training import WindowDataset, collate, teacher_probs
 
-    class OneHotTeacher:  # "predicts" each line's gold label
+    class OneHotTeacher:  # a Predictor that "predicts" each line's gold label
         def line_probs(self, pages):
             by_lines = {tuple(p["lines"]): p["labels"] for p in test_pages}
             out = []
@@ -84,7 +85,8 @@ def test_teacher_probabilities_sit_on_each_line_first_token(tokenizer, test_page
                 out.append((EncodedPage(len(lines), kept), np.eye(4)[[LABEL2ID[gold[i]] for i in kept]]))
             return out
 
-    ds = WindowDataset(test_pages, PageEncoder(tokenizer, 64, 8, 16), teacher=OneHotTeacher())
+    ds = WindowDataset(test_pages, PageEncoder(tokenizer, 64, 8, 16),
+                       teacher=lambda pages: teacher_probs(OneHotTeacher(), pages, chunk=2))
     assert len(ds) > len(test_pages)  # several windows per page: the overlap paths are exercised
     batch = collate([ds[i] for i in range(len(ds))])
     labels, soft = batch["labels"], batch["soft"]
@@ -103,3 +105,21 @@ def test_glue_lines_keeps_labels_aligned():
 def test_pagesieve_train_is_train_py():
     r = subprocess.run([sys.executable, "-m", "pagesieve", "train", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "--config" in r.stdout
+
+
+def test_teacher_probabilities_are_cached_for_a_resumed_run(tiny_model_dir, test_pages, tmp_path, capsys):
+    import numpy as np
+
+    from pagesieve.training import cached_teacher
+
+    pages = [p["lines"] for p in test_pages]
+    run = cached_teacher(str(tiny_model_dir), tmp_path / "teacher_probs.npz")
+    first = run(pages)
+    assert [len(a) for a in first] == [len(p) for p in pages]
+    capsys.readouterr()
+    again = run(pages)
+    assert "teacher probabilities from" in capsys.readouterr().err
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    run(pages[:-1])  # other pages: computed afresh, not the saved ones
+    assert "teacher probabilities from" not in capsys.readouterr().err
