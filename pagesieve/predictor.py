@@ -67,8 +67,9 @@ class Predictor:
 
     @property
     def default_batch_size(self) -> int:
-        """Windows per forward pass: large on a GPU; on a CPU 4, where 16 x 12 heads x 256 x 256
-        attention scores no longer fit the cache (onnx-int8, dev pages: 4 -> 19.5 pages/s, 16 -> 12.5)."""
+        """Windows per forward pass: large on a GPU; on a CPU 4, as 16 x 12 heads x 256 x 256
+        attention scores no longer fit the cache (onnx-int8 forward alone on the dev pages: 4 windows
+        19.5-20 pages/s, 8: 18.3, 16: 17.4)."""
         return 128 if self.device.type == "cuda" else 4
 
     @torch.inference_mode()
