@@ -158,7 +158,7 @@ def cached_teacher(model_dir: str, cache: Path):
     def run(pages: list[list[str]]) -> list[np.ndarray]:
         h = hashlib.blake2b(digest_size=16)
         for f in sorted(Path(model_dir).glob("*")):
-            if f.is_file():
+            if f.name == "config.json" or f.suffix == ".safetensors":  # the model, not its card or notes
                 h.update(f.name.encode() + f.read_bytes())
         h.update(json.dumps(pages, ensure_ascii=False).encode())
         key = h.hexdigest()
