@@ -8,6 +8,9 @@ Prints pages/s, lines/s and peak memory (RSS) for:
   1. the gold dev pages (37 real pages) through `predict_dump`,
   2. a synthetic dump of N pages (dev lines reshuffled into pages of 20-250 lines),
 and trafilatura on the dev pages' HTML (from the corpora) in the same process, with the ratio.
+
+--no-model replaces the model's forward pass by constant probabilities: what is left (reading,
+tokenizing, batching, merging windows, writing) bounds what any accelerator can reach.
 """
 from __future__ import annotations
 
@@ -76,11 +79,14 @@ def main():
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--workers", type=int, default=0, help="tokenizer processes (predict --workers)")
+    ap.add_argument("--no-model", action="store_true",
+                    help="skip the forward pass (constant probabilities): the ceiling of the pipeline around the model")
     ap.add_argument("--synthetic", type=int, default=None, help="pages in the synthetic dump (default 300 CPU, 10000 GPU)")
     ap.add_argument("--dev", default=str(SHARED / "gold" / "dev.jsonl"))
     ap.add_argument("--corpora", default=str(SHARED / "corpora"))
     args = ap.parse_args()
 
+    import numpy as np
     import torch
 
     from pagesieve.predictor import Predictor
@@ -100,8 +106,10 @@ def main():
             t = time.perf_counter()
             p = Predictor.from_pretrained(args.model, device=args.device, runtime=runtime)
             load_s = time.perf_counter() - t
+            if args.no_model:
+                p._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
             n_syn = args.synthetic if args.synthetic is not None else (10000 if p.device.type == "cuda" else 300)
-            name = runtime if p.device.type == "cpu" else str(p.device)
+            name = (runtime if p.device.type == "cpu" else str(p.device)) + (" no-model" if args.no_model else "")
             print(f"{name}: device {p.device} ({torch.get_num_threads()} threads), model load {load_s:.1f} s",
                   flush=True)
             run_dump(p, dev_path, tmp / "warm.jsonl", args.batch_size)  # warm-up (kernels, allocator)

@@ -64,7 +64,16 @@ class PageEncoder:
     def line_tokens(self, lines: list[str]) -> list[list[int]]:
         cap = self.budget * CHARS_PER_TOKEN_CAP
         texts = [line.strip()[:cap] for line in lines]
-        ids = self.tok(texts, add_special_tokens=False)["input_ids"] if texts else []
+        if not texts:
+            return []
+        # the Rust tokenizer directly: the same ids as `self.tok(texts)`, without transformers'
+        # per-line Python conversion (which took as long as the tokenizing itself)
+        backend = getattr(self.tok, "backend_tokenizer", None)
+        if backend is not None:
+            batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
+            ids = [e.ids for e in batch(texts, add_special_tokens=False)]
+        else:
+            ids = self.tok(texts, add_special_tokens=False)["input_ids"]
         out = []
         for t in ids:
             if len(t) > 1 and t[0] == self.bare_space:
@@ -124,8 +133,8 @@ class PageEncoder:
 def per_line(page: EncodedPage, probs: np.ndarray) -> list[int | None]:
     """The predicted class id of every line of the page (None for blank lines)."""
     out: list[int | None] = [None] * page.n_lines
-    for row, i in enumerate(page.kept):
-        out[i] = int(probs[row].argmax())
+    for i, c in zip(page.kept, np.asarray(probs).argmax(-1).tolist() if len(page.kept) else []):
+        out[i] = c
     return out
 
 
@@ -135,15 +144,14 @@ def merge_window_probs(page: EncodedPage, window_probs: list[np.ndarray], n_clas
     `window_probs[w]` is (lines in window w, n_classes). Returns (len(page.kept), n_classes)
     in the order of `page.kept`.
     """
-    row = {line: r for r, line in enumerate(page.kept)}
-    out = np.zeros((len(page.kept), n_classes), dtype=np.float32)
-    best = np.full(len(page.kept), -1, dtype=np.int64)
-    for win, probs in zip(page.windows, window_probs):
-        n_tok = len(win.input_ids)
-        for k, (pos, line) in enumerate(zip(win.label_positions, win.line_ids)):
-            margin = min(pos, n_tok - 1 - pos)
-            r = row[line]
-            if margin > best[r]:
-                best[r] = margin
-                out[r] = probs[k]
+    kept = np.asarray(page.kept)
+    out = np.zeros((len(kept), n_classes), dtype=np.float32)
+    best = np.full(len(kept), -1, dtype=np.int64)
+    for win, probs in zip(page.windows, window_probs):  # later windows win only when strictly more central
+        pos = np.asarray(win.label_positions)
+        rows = np.searchsorted(kept, win.line_ids)
+        margin = np.minimum(pos, len(win.input_ids) - 1 - pos)
+        better = margin > best[rows]
+        best[rows[better]] = margin[better]
+        out[rows[better]] = np.asarray(probs)[better]
     return out

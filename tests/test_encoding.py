@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pagesieve.encoding import PageEncoder, merge_window_probs
+from pagesieve.encoding import CHARS_PER_TOKEN_CAP, PageEncoder, merge_window_probs
 from pagesieve.labels import IGNORE
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -92,3 +92,15 @@ def test_windows_overlap_and_most_central_window_wins(encoder):
 def test_line_budget_caps_tokens(encoder):
     toks = encoder.line_tokens(["word " * 500])
     assert len(toks[0]) == encoder.budget
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(line_text.filter(str.strip), min_size=1, max_size=20))
+def test_fast_tokenizer_path_gives_the_tokenizer_ids(encoder, tokenizer, lines):
+    """line_tokens calls the Rust tokenizer directly; it must agree with the transformers wrapper."""
+    lines += ["Заголовок открываемого материала", "首页 新闻", "«اشترك» الآن", "  ★ Subscribe ✉ "]
+    cap = encoder.budget * CHARS_PER_TOKEN_CAP
+    ids = tokenizer([l.strip()[:cap] for l in lines], add_special_tokens=False)["input_ids"]
+    expect = [(t[1:] if len(t) > 1 and t[0] == encoder.bare_space else t)[:encoder.budget] or [encoder.bare_space]
+              for t in ids]
+    assert encoder.line_tokens(lines) == expect
