@@ -53,6 +53,9 @@ class PageEncoder:
         if max_length < 8:
             raise ValueError("max_length must be at least 8")
         self.tok = tokenizer
+        # the Rust tokenizer itself: the same ids as `tokenizer(texts)` without transformers' per-line
+        # Python conversion (which took as long as the tokenizing), and all a worker process needs
+        self.backend = getattr(tokenizer, "backend_tokenizer", None)
         self.max_length = max_length
         self.capacity = max_length - 2  # room for <s> and </s>
         self.budget = max(1, min(line_token_budget, self.capacity))
@@ -61,16 +64,21 @@ class PageEncoder:
         self.eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         self.bare_space = tokenizer.convert_tokens_to_ids("▁")
 
+    def __getstate__(self):
+        # worker processes get the Rust tokenizer only: rebuilding transformers' wrapper there costs
+        # an import of transformers per worker and whatever its loading checks do
+        state = dict(self.__dict__)
+        if self.backend is not None:
+            state["tok"] = None
+        return state
+
     def line_tokens(self, lines: list[str]) -> list[list[int]]:
         cap = self.budget * CHARS_PER_TOKEN_CAP
         texts = [line.strip()[:cap] for line in lines]
         if not texts:
             return []
-        # the Rust tokenizer directly: the same ids as `self.tok(texts)`, without transformers'
-        # per-line Python conversion (which took as long as the tokenizing itself)
-        backend = getattr(self.tok, "backend_tokenizer", None)
-        if backend is not None:
-            batch = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        if self.backend is not None:
+            batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
             ids = [e.ids for e in batch(texts, add_special_tokens=False)]
         else:
             ids = self.tok(texts, add_special_tokens=False)["input_ids"]

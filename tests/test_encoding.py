@@ -104,3 +104,22 @@ def test_fast_tokenizer_path_gives_the_tokenizer_ids(encoder, tokenizer, lines):
     expect = [(t[1:] if len(t) > 1 and t[0] == encoder.bare_space else t)[:encoder.budget] or [encoder.bare_space]
               for t in ids]
     assert encoder.line_tokens(lines) == expect
+
+
+def test_pickled_encoder_needs_no_transformers(encoder, tmp_path):
+    """What `predict --workers` sends to its processes: the same windows, without transformers."""
+    import json
+    import pickle
+    import subprocess
+    import sys
+
+    pages = [["Home", "Заголовок открываемого материала", "", "首页 新闻"], [f"line {i} of a page" for i in range(40)]]
+    (tmp_path / "enc.pkl").write_bytes(pickle.dumps(encoder))
+    code = ("import json, pickle, sys; enc = pickle.load(open(sys.argv[1], 'rb')); "
+            "pages = json.loads(sys.argv[2]); "
+            "print(json.dumps([[w.input_ids for w in p.windows] for p in enc.encode_many(pages)])); "
+            "print('transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "enc.pkl"), json.dumps(pages)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert json.loads(out[0]) == [[w.input_ids for w in p.windows] for p in encoder.encode_many(pages)]
+    assert out[1] == "False"
