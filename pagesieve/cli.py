@@ -105,7 +105,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import torch
 
-    from .dump import Fields, predict_dump
+    from .dump import Fields, WorkersFailed, predict_dump
 
     keep = parse_keep(args.keep)
     if args.hf_dataset:
@@ -124,6 +124,9 @@ def cmd_predict(args) -> int:
             batch_size=args.batch_size, shard_size=args.shard_size, runtime=args.runtime, workers=args.workers)
     except ValueError as e:
         raise UserError(str(e)) from None
+    except WorkersFailed as e:
+        print(f"pagesieve predict: error: {e}", file=sys.stderr)
+        return 1
     errs = ", ".join(f"{k}: {v}" for k, v in sorted(summary["errors"].items())) or "none"
     print(f"pagesieve predict: {summary['records_in']} records in, {summary['records_out']} out; errors: {errs}",
           file=sys.stderr)

@@ -294,6 +294,10 @@ def prepare(chunk: list[Record], encoder, renderer: str) -> tuple[list[Record], 
 _WORKER: dict = {}
 
 
+class WorkersFailed(RuntimeError):
+    """The --workers processes stopped; what was written so far stays resumable."""
+
+
 def _init_worker(encoder, renderer):
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
     _WORKER.update(encoder=encoder, renderer=renderer)
@@ -312,18 +316,26 @@ def _prepared(items: Iterator[tuple], encoder, renderer: str, workers: int) -> I
             yield (tag, *prepare(chunk, encoder, renderer))
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # spawn, not fork: the parent runs torch threads; scripts calling predict_dump(workers>0) need the
-    # usual `if __name__ == "__main__":` guard
+    # usual `if __name__ == "__main__":` guard. An executor, not multiprocessing.Pool: a worker that
+    # cannot start or gets killed makes Pool wait forever, the executor raises.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(encoder, renderer)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(encoder, renderer)) as pool:
         pending: collections.deque = collections.deque()
-        for item in items:
-            pending.append(pool.apply_async(_prepare_in_worker, (item,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            for item in items:
+                pending.append(pool.submit(_prepare_in_worker, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool as e:
+            raise WorkersFailed(f"the {workers} worker processes stopped (one could not start or was killed: "
+                                "see the messages above). The finished shards are kept: rerun the same "
+                                "command to continue, or with --workers 0 to do without processes") from e
 
 
 def _prefetch(it: Iterator, depth: int = 2) -> Iterator:

@@ -225,3 +225,41 @@ def test_worker_processes_give_the_same_output(predictor, tmp_path):
     assert s1 == {**s2, "output": s1["output"]}
     assert one.read_bytes() == many.read_bytes()
     assert s1["records_in"] == 153
+
+
+class _UnpicklableInWorker:
+    """Stands for an encoder that a worker process cannot rebuild (it unpickles as int('x'))."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def test_workers_that_cannot_start_stop_the_run_with_an_error(predictor, tmp_path):
+    """A worker that fails to start must end the run with a clear error (multiprocessing.Pool waited
+    forever); the shards written so far stay and the same command resumes."""
+    import threading
+
+    from pagesieve.dump import WorkersFailed
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    make_jsonl(src, n=20)
+    good = predictor.encoder
+    predictor.encoder = _UnpicklableInWorker()
+    result = {}
+
+    def run():
+        try:
+            predict_dump([str(src)], str(out), predictor=predictor, workers=1, progress=False)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            result["error"] = e
+
+    try:
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(120)
+        assert not t.is_alive(), "predict_dump hung on workers that cannot start"
+    finally:
+        predictor.encoder = good
+    assert isinstance(result.get("error"), WorkersFailed) and "--workers 0" in str(result["error"])
+    s = predict_dump([str(src)], str(out), predictor=predictor, workers=0, progress=False)  # same output path: resumes
+    assert s["records_in"] == 20 and len(read_out(out)) == 20
