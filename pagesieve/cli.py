@@ -95,7 +95,7 @@ def cmd_evaluate(args) -> int:
     if not Path(args.data).exists():
         raise UserError(f"{args.data}: no such file or folder")
     reports = run(args.model, args.data, args.baselines, Path(args.corpora) if args.corpora else None,
-                  Path(args.out) if args.out else None, args.batch_size, args.device, args.runtime)
+                  Path(args.out) if args.out else None, args.batch_size, args.device, args.runtime, args.compare)
     print(format_reports(reports))
     if args.out:
         print(f"\nreport.json and confusion.png written to {args.out}", file=sys.stderr)
@@ -177,13 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a model (and baselines) on labeled pages", description=(
         "Per-class precision/recall/F1, macro-F1, accuracy, content precision/recall by characters, a "
-        "per-language table and a confusion matrix, on labeled pages (JSONL in the LABELS.md format)."))
+        "per-language table and a confusion matrix, on labeled pages (JSONL in the LABELS.md format); "
+        "for the model, a 90% page-bootstrap interval of its macro-F1."))
     ev.add_argument("--model", help="model folder (default: the released model in model/)")
     ev.add_argument("--data", required=True, help="labeled pages: JSONL file, folder, or datasets folder")
     ev.add_argument("--baselines", action="store_true",
                     help="also score all-content, C4 line rules, jusText and (with the pages' HTML) trafilatura")
     ev.add_argument("--corpora", default=str(DEFAULT_CORPORA),
                     help="folder of corpus *.jsonl.gz holding the pages' HTML, for trafilatura")
+    ev.add_argument("--compare", metavar="MODEL",
+                    help="a second model folder scored on the same pages, with a paired page bootstrap of the "
+                         "macro-F1 difference (is the gap larger than what the choice of pages explains?)")
     ev.add_argument("--out", help="folder for report.json and confusion.png")
     ev.add_argument("--batch-size", type=int, help="windows per forward pass (default 4 on CPU, 128 on GPU)")
     ev.add_argument("--device")

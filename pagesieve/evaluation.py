@@ -134,6 +134,34 @@ def report(name: str, pages, preds_per_page) -> dict:
     return r
 
 
+def page_bootstrap(pages, preds, other=None, draws: int = 1000, seed: int = 0) -> dict:
+    """How much macro-F1 depends on which pages were drawn: resample the pages with replacement.
+
+    With `other` (a second system's predictions on the same pages), the paired difference
+    preds - other on each draw, and the share of draws in which `preds` is ahead: two models
+    err on the same hard pages, so their difference is far less noisy than either score."""
+    per_page = []
+    for i, page in enumerate(pages):
+        idx, g, _ = gold_of(page)
+        per_page.append((np.array(g, dtype=np.int64), np.array([preds[i][j] for j in idx], dtype=np.int64),
+                         np.array([other[i][j] for j in idx], dtype=np.int64) if other is not None else None))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        pick = [per_page[k] for k in rng.integers(0, len(pages), len(pages))]
+        gold = np.concatenate([g for g, _, _ in pick])
+        v = scores(gold, np.concatenate([a for _, a, _ in pick]))["macro_f1"]
+        if other is not None:
+            v -= scores(gold, np.concatenate([b for _, _, b in pick]))["macro_f1"]
+        values.append(v)
+    values = np.array(values)
+    out = {"draws": draws, "std": round(float(values.std()), 4),
+           "low": round(float(np.percentile(values, 5)), 4), "high": round(float(np.percentile(values, 95)), 4)}
+    if other is not None:
+        out["ahead_share"] = round(float((values > 0).mean()), 3)
+    return out
+
+
 def model_predictions(predictor, pages, batch_size: int | None = None) -> list[list[int]]:
     from .encoding import per_line
 
@@ -142,15 +170,23 @@ def model_predictions(predictor, pages, batch_size: int | None = None) -> list[l
 
 
 def run(model_path, data, baselines: bool = False, corpora: Path | None = None, out_dir: Path | None = None,
-        batch_size: int | None = None, device: str | None = None, runtime: str = "torch") -> list[dict]:
+        batch_size: int | None = None, device: str | None = None, runtime: str = "torch",
+        compare: str | None = None) -> list[dict]:
+    """Reports of the model (with a page-bootstrap interval of its macro-F1), of the `compare` model
+    (with the paired difference) and of the baselines, on the same pages."""
     from .data import read_pages
     from .predictor import Predictor
 
     pages = [p for p in read_pages(data)]
     if not pages:
         raise ValueError(f"{data}: no labeled pages")
-    predictor = Predictor.from_pretrained(model_path, device=device, runtime=runtime)
-    reports = [report("pagesieve", pages, model_predictions(predictor, pages, batch_size))]
+    preds = model_predictions(Predictor.from_pretrained(model_path, device=device, runtime=runtime), pages, batch_size)
+    reports = [report("pagesieve", pages, preds)]
+    reports[0]["bootstrap"] = page_bootstrap(pages, preds)
+    if compare:
+        other = model_predictions(Predictor.from_pretrained(compare, device=device, runtime=runtime), pages, batch_size)
+        reports.append(report(f"compare: {compare}", pages, other))
+        reports[0]["versus"] = {"model": str(compare), **page_bootstrap(pages, preds, other)}
     if baselines:
         reports.append(report("all-content", pages, [all_content(p) for p in pages]))
         reports.append(report("c4-rules", pages, [c4_rules(p) for p in pages]))
@@ -174,6 +210,15 @@ def format_reports(reports: list[dict]) -> str:
                     " | ".join(f"{r[l]['f1']:.3f}" for l in LABELS) +
                     f" | {r['content_chars']['precision']:.3f} | {r['content_chars']['recall']:.3f} |")
     m = reports[0]
+    if "bootstrap" in m:
+        b = m["bootstrap"]
+        rows += ["", f"{m['name']} macro-F1 {m['macro_f1']:.3f}: 90% page-bootstrap interval {b['low']:.3f}-{b['high']:.3f} "
+                     f"(std {b['std']:.3f}, {b['draws']} draws of the {m['pages']} pages)"]
+    if "versus" in m:
+        v = m["versus"]
+        diff = m["macro_f1"] - next(r["macro_f1"] for r in reports if r["name"] == f"compare: {v['model']}")
+        rows += [f"{m['name']} - {v['model']}: {diff:+.3f} macro-F1; paired page bootstrap: 90% interval "
+                 f"{v['low']:+.3f} to {v['high']:+.3f} (std {v['std']:.3f}), ahead in {v['ahead_share']:.0%} of draws"]
     rows += ["", f"Per class ({m['name']}):", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     rows += [f"| {l} | {m[l]['precision']:.3f} | {m[l]['recall']:.3f} | {m[l]['f1']:.3f} | {m[l]['support']} |" for l in LABELS]
     rows += ["", "Confusion (rows gold, columns predicted):", "",

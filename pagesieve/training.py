@@ -306,6 +306,10 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
         val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
     print(f"pagesieve train: {len(pages)} training pages, {len(val_pages)} validation pages", file=sys.stderr)
+    if val_pages:  # the pages that choose the model, for `pagesieve evaluate --data ... --compare ...`
+        from .data import write_pages
+
+        write_pages(val_pages, Path(cfg.out) / "validation.jsonl")
     tok = load_tokenizer()
     encoder = PageEncoder(tok, cfg.max_length, cfg.line_token_budget, cfg.overlap)
     teacher = None

@@ -48,3 +48,30 @@ def test_evaluate_command(tiny_model_dir, tmp_path, capsys):
     assert [r["name"] for r in rep] == ["pagesieve", "all-content", "c4-rules", "justext"]
     assert rep[1]["content"]["recall"] == 1.0
     assert (tmp_path / "rep" / "confusion.png").stat().st_size > 1000
+
+
+def test_page_bootstrap_interval_and_paired_difference():
+    from pagesieve.labels import LABELS
+
+    pages = [{"lines": [f"p{k} line {i}" for i in range(8)], "labels": [LABELS[i % 4] for i in range(8)]}
+             for k in range(12)]
+    gold = [[LABELS.index(l) for l in p["labels"]] for p in pages]
+    half = [g[:4] + [evaluation.CONTENT] * 4 for g in gold]  # the second half of each page all content
+    b = evaluation.page_bootstrap(pages, gold, draws=200)
+    assert b["std"] == 0 and b["low"] == b["high"] == 1.0  # perfect on every page: no spread
+    same = evaluation.page_bootstrap(pages, half, half, draws=200)
+    assert same["std"] == 0 and same["low"] == same["high"] == 0 and same["ahead_share"] == 0
+    better = evaluation.page_bootstrap(pages, gold, half, draws=200)
+    assert better["ahead_share"] == 1.0 and better["low"] > 0
+    mixed = [g if k % 2 else h for k, (g, h) in enumerate(zip(gold, half))]  # right on half of the pages
+    spread = evaluation.page_bootstrap(pages, mixed, draws=200)
+    assert spread["std"] > 0 and spread["low"] < spread["high"]
+
+
+def test_evaluate_compare(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "pages.jsonl"
+    data.write_text((__import__("pathlib").Path(__file__).parent / "data" / "pages.jsonl").read_text())
+    code = cli_main(["evaluate", "--model", str(tiny_model_dir), "--data", str(data), "--compare", str(tiny_model_dir)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "page-bootstrap interval" in out and "ahead in 0% of draws" in out and ": +0.000 macro-F1" in out

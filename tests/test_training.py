@@ -19,6 +19,11 @@ def test_tiny_training_run_and_resume(tmp_path):
     res = json.loads((out / "result.json").read_text())
     assert "eval_macro_f1" in res["validation"]
     assert (tmp_path / "released" / "model.safetensors").exists()
+    from pagesieve.data import read_pages
+
+    held_out = list(read_pages(out / "validation.jsonl"))  # the pages that chose the model, for `evaluate`
+    assert held_out and all(p["labels"] for p in held_out)
+    assert len(held_out) == int(__import__("re").search(r"(\d+) validation pages", r.stderr).group(1))
     from pagesieve.predictor import Predictor
 
     p = Predictor.from_pretrained(tmp_path / "released", device="cpu")
