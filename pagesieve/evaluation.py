@@ -114,6 +114,8 @@ def gold_of(page) -> tuple[list[int], list[int], list[int]]:
 
 
 def report(name: str, pages, preds_per_page) -> dict:
+    from .line_metric import LineMetrics
+
     gold, pred, lens, langs = [], [], [], []
     for page, pred_page in zip(pages, preds_per_page):
         if pred_page is None:
@@ -123,7 +125,7 @@ def report(name: str, pages, preds_per_page) -> dict:
         pred += [pred_page[i] for i in idx]
         lens += n
         langs += [page.get("lang") or "unknown"] * len(idx)
-    r = scores(gold, pred)
+    r = LineMetrics().compute(predictions=pred, references=gold)  # = scores(gold, pred), through `evaluate`
     r["name"] = name
     r["pages"] = sum(p is not None for p in preds_per_page)
     r["content_chars"] = char_content_scores(gold, pred, lens)

@@ -75,3 +75,19 @@ def test_evaluate_compare(tiny_model_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "page-bootstrap interval" in out and "ahead in 0% of draws" in out and ": +0.000 macro-F1" in out
+
+
+def test_line_metrics_through_evaluate():
+    """`pagesieve evaluate` computes its numbers through a Hugging Face `evaluate` metric (offline)."""
+    import evaluate
+    import numpy as np
+
+    import pagesieve.line_metric
+    from pagesieve.line_metric import LineMetrics
+
+    rng = np.random.default_rng(0)
+    gold, pred, w = rng.integers(0, 4, 300), rng.integers(0, 4, 300), rng.integers(1, 200, 300)
+    assert LineMetrics().compute(predictions=pred, references=gold) == scores(gold, pred)
+    assert LineMetrics().compute(predictions=pred, references=gold, weights=w) == scores(gold, pred, w)
+    loaded = evaluate.load(pagesieve.line_metric.__file__)  # evaluate's own loader, by path
+    assert loaded.compute(predictions=[0, 2, 1], references=[0, 2, 2])["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
