@@ -142,11 +142,15 @@ def teacher_probs(teacher, pages: list[list[str]], chunk: int = 32) -> list[np.n
     from tqdm import tqdm
 
     out = []
-    for b in tqdm(range(0, len(pages), chunk), desc="teacher", unit="chunk", disable=not sys.stderr.isatty()):
+    tty = sys.stderr.isatty()
+    step = max(chunk, (len(pages) // 10) // chunk * chunk)  # a log line every ~10% when stderr is not a terminal
+    for b in tqdm(range(0, len(pages), chunk), desc="teacher", unit="chunk", disable=not tty):
         for lines, (enc, probs) in zip(pages[b:b + chunk], teacher.line_probs(pages[b:b + chunk])):
             full = np.zeros((len(lines), probs.shape[1]), dtype=np.float32)
             full[enc.kept] = probs
             out.append(full)
+        if not tty and (b + chunk) % step == 0:
+            print(f"pagesieve train: teacher {len(out)} / {len(pages)} pages", file=sys.stderr, flush=True)
     return out
 
 
