@@ -188,7 +188,8 @@ def run(model_path, data, baselines: bool = False, corpora: Path | None = None, 
     if compare:
         other = model_predictions(Predictor.from_pretrained(compare, device=device, runtime=runtime), pages, batch_size)
         reports.append(report(f"compare: {compare}", pages, other))
-        reports[0]["versus"] = {"model": str(compare), **page_bootstrap(pages, preds, other)}
+        reports[0]["versus"] = {"model": str(compare), "difference": round(reports[0]["macro_f1"] - reports[1]["macro_f1"], 4),
+                                **page_bootstrap(pages, preds, other)}
     if baselines:
         reports.append(report("all-content", pages, [all_content(p) for p in pages]))
         reports.append(report("c4-rules", pages, [c4_rules(p) for p in pages]))
@@ -218,8 +219,7 @@ def format_reports(reports: list[dict]) -> str:
                      f"(std {b['std']:.3f}, {b['draws']} draws of the {m['pages']} pages)"]
     if "versus" in m:
         v = m["versus"]
-        diff = m["macro_f1"] - next(r["macro_f1"] for r in reports if r["name"] == f"compare: {v['model']}")
-        rows += [f"{m['name']} - {v['model']}: {diff:+.3f} macro-F1; paired page bootstrap: 90% interval "
+        rows += [f"{m['name']} - {v['model']}: {v['difference']:+.3f} macro-F1; paired page bootstrap: 90% interval "
                  f"{v['low']:+.3f} to {v['high']:+.3f} (std {v['std']:.3f}), ahead in {v['ahead_share']:.0%} of draws"]
     rows += ["", f"Per class ({m['name']}):", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     rows += [f"| {l} | {m[l]['precision']:.3f} | {m[l]['recall']:.3f} | {m[l]['f1']:.3f} | {m[l]['support']} |" for l in LABELS]
