@@ -94,11 +94,22 @@ def test_line_budget_caps_tokens(encoder):
     assert len(toks[0]) == encoder.budget
 
 
+# long lines of words: line_tokens tokenizes their leading words first (CHARS_PER_TOKEN_FIRST)
+# (frequent long words are single tokens: lines whose leading words are too few tokens)
+word = st.one_of(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
+                 st.sampled_from(["information", "international", "government", "development", "ab"]))
+long_line = st.lists(word, min_size=5, max_size=40).map(" ".join)
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(line_text.filter(str.strip), min_size=1, max_size=20))
+@given(st.lists(st.one_of(line_text, long_line).filter(str.strip), min_size=1, max_size=20))
 def test_fast_tokenizer_path_gives_the_tokenizer_ids(encoder, tokenizer, lines):
-    """line_tokens calls the Rust tokenizer directly; it must agree with the transformers wrapper."""
-    lines += ["Заголовок открываемого материала", "首页 新闻", "«اشترك» الآن", "  ★ Subscribe ✉ "]
+    """line_tokens calls the Rust tokenizer directly, on the leading words of long lines first, and
+    once per distinct line; it must give what the transformers wrapper gives on the whole line."""
+    lines += ["Заголовок открываемого материала", "首页 新闻", "«اشترك» الآن", "  ★ Subscribe ✉ ", lines[0],
+              "a " * 30 + "Donaudampfschifffahrtsgesellschaftskapitän", "x" * 60 + " y z",
+              "information " * 10 + "Заголовок открываемого материала",
+              "首页 a b c" + " information" * 6]  # leading words: exactly the budget, one of them a bare "▁"
     cap = encoder.budget * CHARS_PER_TOKEN_CAP
     ids = tokenizer([l.strip()[:cap] for l in lines], add_special_tokens=False)["input_ids"]
     expect = [(t[1:] if len(t) > 1 and t[0] == encoder.bare_space else t)[:encoder.budget] or [encoder.bare_space]
