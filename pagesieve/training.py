@@ -54,6 +54,7 @@ class TrainConfig:
     patience: int = 3  # evaluations without macro-F1 gain before stopping
     time_budget_min: float = 0  # stop training after this many minutes (0: no limit); the best model is kept
     seed: int = 13
+    split_seed: int | None = None  # seed of the held-out sites (default: seed); fix it to vary only training randomness
     out: str = "runs/default"  # checkpoints and logs
     release: str = ""  # if set, the best model is also saved there (fp16, without the word table)
     workers: int = 0
@@ -95,6 +96,21 @@ class TrainConfig:
 
 
 # -- data -------------------------------------------------------------------------------
+def training_and_validation_pages(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
+    """The pages to train on and the pages that choose the model (`validation`, or held-out sites)."""
+    pages = load_sources(cfg.train, cfg.max_pages)
+    if cfg.validation:
+        val_pages = load_sources(cfg.validation)
+    else:
+        pages, val_pages = split_by_site(pages, cfg.validation_fraction,
+                                         cfg.seed if cfg.split_seed is None else cfg.split_seed)
+        if cfg.validate_on:  # e.g. only the gold pages' held-out sites, when the rest has noisier labels
+            val_pages = [p for p in val_pages if p["source"] in cfg.validate_on]
+    if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
+        val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
+    return pages, val_pages
+
+
 def load_sources(specs: list[str], max_pages: int = 0) -> list[dict]:
     from .data import read_pages
 
@@ -300,15 +316,7 @@ def train(cfg: TrainConfig) -> dict:
     set_seed(cfg.seed)
     if not cfg.train:
         raise ValueError("no training data: set `train` in the config or --set train=[path]")
-    pages = load_sources(cfg.train, cfg.max_pages)
-    if cfg.validation:
-        val_pages = load_sources(cfg.validation)
-    else:
-        pages, val_pages = split_by_site(pages, cfg.validation_fraction, cfg.seed)
-        if cfg.validate_on:  # e.g. only the gold pages' held-out sites, when the rest has noisier labels
-            val_pages = [p for p in val_pages if p["source"] in cfg.validate_on]
-    if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
-        val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
+    pages, val_pages = training_and_validation_pages(cfg)
     print(f"pagesieve train: {len(pages)} training pages, {len(val_pages)} validation pages", file=sys.stderr)
     if val_pages:  # the pages that choose the model, for `pagesieve evaluate --data ... --compare ...`
         from .data import write_pages

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pagesieve.training import TrainConfig, glue_lines, split_by_site
+from pagesieve.training import TrainConfig, glue_lines, split_by_site, training_and_validation_pages
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -70,6 +70,21 @@ def test_split_by_site_is_stable(test_pages):
     assert [p["id"] for p in a_held] == [p["id"] for p in b_held if "id" in p]
     sites = lambda ps: {p["url"].split("/")[2] for p in ps}
     assert not sites(a_keep) & sites(a_held)
+
+
+def test_split_seed_keeps_the_validation_pages_when_the_seed_changes():
+    """Training noise is measured by changing `seed` alone: the validation sites stay put."""
+    data = str(ROOT / "tests/data/pages.jsonl")
+    ids = lambda pages: sorted(p["id"] for p in pages)
+    held = {}
+    for seed, split_seed in [(1, None), (2, None), (2, 1)]:
+        cfg = TrainConfig.load(None, [f"train=[{data}]", "validation_fraction=0.5", f"seed={seed}",
+                                      f"split_seed={split_seed if split_seed is not None else 'null'}"])
+        train, val = training_and_validation_pages(cfg)
+        assert val and not set(ids(train)) & set(ids(val))
+        held[seed, split_seed] = ids(val)
+    assert held[2, 1] == held[1, None]
+    assert held[2, None] != held[1, None]  # the default: the seed moves the held-out sites too
 
 
 def test_teacher_probabilities_sit_on_each_line_first_token(tokenizer, test_pages):
