@@ -26,7 +26,8 @@ CHARS_PER_TOKEN_CAP = 16
 # ... and tokenize first only the words within this many characters per budget token: the tokenizer
 # splits at whitespace and tokenizes each word alone, so when those words already give more than the
 # budget, their tokens are the line's first tokens. Lines they fall short on are tokenized again up
-# to the cap (the ids are the same either way; prose lines cost a third less to tokenize).
+# to the cap. The ids are the same either way; with _ids' once-per-distinct-line, tokenizing
+# built corpora pages went from 4.7 to 3.0 ms/page (one thread).
 CHARS_PER_TOKEN_FIRST = 6
 
 
