@@ -38,6 +38,8 @@ class TrainConfig:
     distill_alpha: float = 0.8  # share of the loss on the teacher's probabilities (the rest on the labels)
     # augmentation (renderer variety for pages that only exist as one rendering)
     glue_prob: float = 0.0  # chance per page of gluing runs of same-label lines (textContent-like)
+    views: int = 1  # copies of each training page, each cut into windows at other places (and glued anew);
+    #                 with views > 1 the pages are not seen in the same windows on every pass: set epochs to passes / views
     # optimisation
     epochs: float = 4.0
     batch_size: int = 8
@@ -202,20 +204,25 @@ def cached_teacher(model_dir: str, cache: Path):
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0, teacher=None):
+    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0, teacher=None,
+                 views: int = 1):
         """`teacher`: None, or a function (pages as lists of lines) -> per page (lines, classes)
-        probabilities, the soft targets of distillation (see cached_teacher)."""
+        probabilities, the soft targets of distillation (see cached_teacher).
+        `views`: each page that many times; the first view in the windows inference uses, the others
+        with a first window of random size, so every later window starts elsewhere too."""
         rng = random.Random(seed)
-        final = []  # (lines, labels, weight) after augmentation
-        for page in pages:
-            lines, labels = page["lines"], page["labels"]
-            if glue_prob and rng.random() < glue_prob:
-                lines, labels = glue_lines(lines, labels, rng)
-            final.append((lines, labels, float(page.get("weight", 1.0))))
-        soft = teacher([lines for lines, _, _ in final]) if teacher else [None] * len(final)
+        final = []  # (lines, labels, weight, first window size) after augmentation
+        for view in range(views):
+            for page in pages:
+                lines, labels = page["lines"], page["labels"]
+                if glue_prob and rng.random() < glue_prob:
+                    lines, labels = glue_lines(lines, labels, rng)
+                first = rng.randint(encoder.overlap, encoder.capacity) if view else None
+                final.append((lines, labels, float(page.get("weight", 1.0)), first))
+        soft = teacher([lines for lines, *_ in final]) if teacher else [None] * len(final)
         self.items = []
-        for (lines, labels, w), page_soft in zip(final, soft):
-            enc = encoder.encode(lines, [LABEL2ID.get(l, IGNORE) for l in labels])  # None: unknown
+        for (lines, labels, w, first), page_soft in zip(final, soft):
+            enc = encoder.encode(lines, [LABEL2ID.get(l, IGNORE) for l in labels], first)  # None: unknown
             for win in enc.windows:
                 win_soft = page_soft[win.line_ids] if page_soft is not None else None
                 self.items.append((win.input_ids, win.token_type_ids, win.label_array(), w, win.label_positions, win_soft))
@@ -328,7 +335,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.teacher:
         teacher = cached_teacher(cfg.teacher, Path(cfg.out) / "teacher_probs.npz")
         print(f"pagesieve train: distilling {cfg.teacher} (loss share {cfg.distill_alpha})", file=sys.stderr)
-    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher)
+    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher, cfg.views)
     val_ds = WindowDataset(val_pages, encoder) if val_pages else None
     counts = train_ds.label_counts()
     class_w = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power

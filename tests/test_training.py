@@ -115,6 +115,21 @@ def test_teacher_probabilities_sit_on_each_line_first_token(tokenizer, test_page
     assert (soft[~on] == 0).all()
 
 
+def test_views_show_each_page_in_other_windows(tokenizer, test_pages):
+    import numpy as np
+
+    from pagesieve.encoding import PageEncoder
+    from pagesieve.training import WindowDataset
+
+    encoder = PageEncoder(tokenizer, 64, 8, 16)
+    one = WindowDataset(test_pages, encoder, seed=3)
+    three = WindowDataset(test_pages, encoder, seed=3, views=3)
+    assert three.items[:len(one)] == one.items  # the first view: the windows inference uses
+    np.testing.assert_array_equal(three.label_counts(), 3 * one.label_counts())  # every line once per view
+    windows = lambda items: {tuple(ids) for ids, *_ in items}
+    assert windows(three.items[len(one):]) - windows(one.items), "the other views must cut the pages elsewhere"
+
+
 def test_glue_lines_keeps_labels_aligned():
     import random
 
