@@ -114,28 +114,25 @@ class PageEncoder:
         by_text = dict(zip(distinct, ids))
         return [by_text[t] for t in texts]
 
-    def encode(self, lines: list[str], labels: list[int] | None = None, first_window: int | None = None) -> EncodedPage:
-        return self.encode_many([lines], [labels] if labels is not None else None, first_window)[0]
+    def encode(self, lines: list[str], labels: list[int] | None = None) -> EncodedPage:
+        return self.encode_many([lines], [labels] if labels is not None else None)[0]
 
-    def encode_many(self, pages: list[list[str]], labels: list[list[int]] | None = None,
-                    first_window: int | None = None) -> list[EncodedPage]:
-        """Encode pages; the lines of all pages are tokenized in one batch (parallel in Rust).
-        `first_window`: tokens the first window may hold (default: a full window); training moves
-        it to show each page in other windows (see `spans`)."""
+    def encode_many(self, pages: list[list[str]], labels: list[list[int]] | None = None) -> list[EncodedPage]:
+        """Encode pages; the lines of all pages are tokenized in one batch (parallel in Rust)."""
         kept = [[i for i, line in enumerate(lines) if line.strip()] for lines in pages]
         flat = self.line_tokens([lines[i] for lines, k in zip(pages, kept) for i in k])
         out, pos = [], 0
         for p, (lines, k) in enumerate(zip(pages, kept)):
             toks = flat[pos:pos + len(k)]
             pos += len(k)
-            out.append(self._windows(len(lines), k, toks, labels[p] if labels is not None else None, first_window))
+            out.append(self._windows(len(lines), k, toks, labels[p] if labels is not None else None))
         return out
 
-    def _windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels, first_window=None) -> EncodedPage:
+    def _windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels) -> EncodedPage:
         page = EncodedPage(n_lines=n_lines, kept=kept)
         if not kept:
             return page
-        for start, end in self.spans([len(t) for t in toks], first_window):
+        for start, end in self.spans([len(t) for t in toks]):
             ids, types, positions = [self.bos], [0], []
             for j in range(start, end):
                 positions.append(len(ids))
@@ -148,18 +145,14 @@ class PageEncoder:
                 [labels[kept[j]] for j in range(start, end)] if labels is not None else None))
         return page
 
-    def spans(self, lens: list[int], first_window: int | None = None) -> list[tuple[int, int]]:
-        """Greedy [start, end) line spans that fill windows, overlapping by ~`overlap` tokens.
-        The first holds at most `first_window` tokens (default: capacity), which shifts where all
-        later windows begin; every window holds at least one line."""
+    def spans(self, lens: list[int]) -> list[tuple[int, int]]:
+        """Greedy [start, end) line spans that fill windows, overlapping by ~`overlap` tokens."""
         spans, n, start = [], len(lens), 0
-        capacity = min(first_window or self.capacity, self.capacity)
         while True:
             end, used = start, 0
-            while end < n and (end == start or used + lens[end] <= capacity):
+            while end < n and used + lens[end] <= self.capacity:
                 used += lens[end]
                 end += 1
-            capacity = self.capacity
             spans.append((start, end))
             if end >= n:
                 return spans

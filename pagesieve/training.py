@@ -38,8 +38,7 @@ class TrainConfig:
     distill_alpha: float = 0.8  # share of the loss on the teacher's probabilities (the rest on the labels)
     # augmentation (renderer variety for pages that only exist as one rendering)
     glue_prob: float = 0.0  # chance per page of gluing runs of same-label lines (textContent-like)
-    views: int = 1  # copies of each training page, each cut into windows at other places (and glued anew);
-    #                 with views > 1 the pages are not seen in the same windows on every pass: set epochs to passes / views
+    splice_prob: float = 0.0  # chance per page of swapping its header and footer for other sites' (see splice_page)
     # optimisation
     epochs: float = 4.0
     batch_size: int = 8
@@ -155,6 +154,31 @@ def glue_lines(lines: list[str], labels: list[str], rng: random.Random) -> tuple
     return out_l, out_y
 
 
+def _content_span(labels: list[str]) -> tuple[int, int] | None:
+    at = [i for i, lab in enumerate(labels) if lab == "content"]
+    return (at[0], at[-1] + 1) if at else None
+
+
+def splice_page(page: dict, pool: list[dict], rng: random.Random) -> tuple[list[str], list[str]]:
+    """The page's main piece (first to last content line) between the header (lines before the first
+    content line) of one other site's page and the footer (after the last) of another's: sites keep
+    their layouts, so a few hundred pages teach site templates; spliced pages mix them."""
+    span = _content_span(page["labels"])
+    if span is None:  # listing pages: no main piece to keep
+        return page["lines"], page["labels"]
+    from .data import site_of
+
+    site = site_of(page)
+    donors = [p for p in pool if site_of(p) != site and _content_span(p["labels"])]
+    if not donors:
+        return page["lines"], page["labels"]
+    head, foot = rng.choice(donors), rng.choice(donors)
+    h, f = _content_span(head["labels"])[0], _content_span(foot["labels"])[1]
+    a, b = span
+    return (head["lines"][:h] + page["lines"][a:b] + foot["lines"][f:],
+            head["labels"][:h] + page["labels"][a:b] + foot["labels"][f:])
+
+
 def teacher_probs(teacher, pages: list[list[str]], chunk: int = 32) -> list[np.ndarray]:
     """Per page, (lines, classes) probabilities of a teacher Predictor (zeros on blank lines)."""
     from tqdm import tqdm
@@ -205,24 +229,22 @@ def cached_teacher(model_dir: str, cache: Path):
 
 class WindowDataset(torch.utils.data.Dataset):
     def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0, teacher=None,
-                 views: int = 1):
+                 splice_prob: float = 0.0):
         """`teacher`: None, or a function (pages as lists of lines) -> per page (lines, classes)
-        probabilities, the soft targets of distillation (see cached_teacher).
-        `views`: each page that many times; the first view in the windows inference uses, the others
-        with a first window of random size, so every later window starts elsewhere too."""
+        probabilities, the soft targets of distillation (see cached_teacher)."""
         rng = random.Random(seed)
-        final = []  # (lines, labels, weight, first window size) after augmentation
-        for view in range(views):
-            for page in pages:
-                lines, labels = page["lines"], page["labels"]
-                if glue_prob and rng.random() < glue_prob:
-                    lines, labels = glue_lines(lines, labels, rng)
-                first = rng.randint(encoder.overlap, encoder.capacity) if view else None
-                final.append((lines, labels, float(page.get("weight", 1.0)), first))
-        soft = teacher([lines for lines, *_ in final]) if teacher else [None] * len(final)
+        final = []  # (lines, labels, weight) after augmentation
+        for page in pages:
+            lines, labels = page["lines"], page["labels"]
+            if splice_prob and rng.random() < splice_prob:
+                lines, labels = splice_page(page, pages, rng)
+            if glue_prob and rng.random() < glue_prob:
+                lines, labels = glue_lines(lines, labels, rng)
+            final.append((lines, labels, float(page.get("weight", 1.0))))
+        soft = teacher([lines for lines, _, _ in final]) if teacher else [None] * len(final)
         self.items = []
-        for (lines, labels, w, first), page_soft in zip(final, soft):
-            enc = encoder.encode(lines, [LABEL2ID.get(l, IGNORE) for l in labels], first)  # None: unknown
+        for (lines, labels, w), page_soft in zip(final, soft):
+            enc = encoder.encode(lines, [LABEL2ID.get(l, IGNORE) for l in labels])  # None: unknown
             for win in enc.windows:
                 win_soft = page_soft[win.line_ids] if page_soft is not None else None
                 self.items.append((win.input_ids, win.token_type_ids, win.label_array(), w, win.label_positions, win_soft))
@@ -335,7 +357,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.teacher:
         teacher = cached_teacher(cfg.teacher, Path(cfg.out) / "teacher_probs.npz")
         print(f"pagesieve train: distilling {cfg.teacher} (loss share {cfg.distill_alpha})", file=sys.stderr)
-    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher, cfg.views)
+    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher, cfg.splice_prob)
     val_ds = WindowDataset(val_pages, encoder) if val_pages else None
     counts = train_ds.label_counts()
     class_w = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power

@@ -15,8 +15,8 @@ def encoder(tokenizer):
     return PageEncoder(tokenizer, max_length=64, line_token_budget=8, overlap=16)
 
 
-def check_page(encoder, lines, first_window=None):
-    page = encoder.encode(lines, first_window=first_window)
+def check_page(encoder, lines):
+    page = encoder.encode(lines)
     kept = [i for i, l in enumerate(lines) if l.strip()]
     assert page.kept == kept
     for w in page.windows:
@@ -50,21 +50,6 @@ def test_any_page(encoder, lines):
                                  "مرحبا بالعالم", "“Quoted” line", "\t", "a" * 300]), max_size=60))
 def test_mixed_scripts_and_blank_lines(encoder, lines):
     check_page(encoder, lines)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(line_text, max_size=40), st.integers(1, 80))
-def test_any_first_window_size(encoder, lines, first_window):
-    """Training cuts pages at other places (a first window of another size): still every line, valid windows."""
-    lines = [l.replace("\n", " ").replace("\r", " ") for l in lines]
-    check_page(encoder, lines, first_window)
-
-
-def test_first_window_size_moves_the_later_windows(encoder):
-    lines = [f"line {i} with a few words" for i in range(60)]
-    starts = {tuple(w.line_ids[0] for w in encoder.encode(lines, first_window=f).windows) for f in (None, 20, 40)}
-    assert len(starts) == 3
-    assert encoder.encode(lines, first_window=encoder.capacity).windows == encoder.encode(lines).windows
 
 
 def test_edge_sizes(encoder):
