@@ -29,3 +29,40 @@ def test_runtime_choice(tiny_model_dir):
     assert resolve_runtime("torch-int8", "cpu") == "torch-int8"
     with pytest.raises(ValueError, match="runtime"):
         Predictor.from_pretrained(tiny_model_dir, device="cpu", runtime="tensorrt")
+
+
+def test_outlier_channels_stay_out_of_int8(tiny_model_dir, test_pages, tmp_path, monkeypatch):
+    """e5 has a feed-forward channel per layer ~15x larger than the rest; int8 gives an activation tensor
+    one scale, so the export computes such channels apart (in fp32). Plant one in the tiny model."""
+    import torch
+
+    from pagesieve import modeling, onnxrt
+
+    model = modeling.load(tiny_model_dir)
+    ffn = model.bert.encoder.layer[0]
+    with torch.no_grad():  # a feed-forward block that matters (random init: near zero), like a trained one
+        ffn.intermediate.dense.weight *= 20
+        ffn.output.dense.weight *= 20
+        ffn.intermediate.dense.bias[7] = 150.0  # channel 7: ~150 on every token, the others ~1
+    assert onnxrt.outlier_channels(model)[0] == [7]
+    assert onnxrt.outlier_channels(modeling.load(tiny_model_dir))[0] == []
+    modeling.save(model, tmp_path / "m")
+    pages = [p["lines"] for p in test_pages]
+    ref = np.concatenate([p for _, p in Predictor.from_pretrained(tmp_path / "m", device="cpu").line_probs(pages)])
+
+    def error(runtime):
+        pred = Predictor.from_pretrained(tmp_path / "m", device="cpu", runtime=runtime)
+        if runtime == "onnx-int8":  # every Linear quantized (a weight exported as a computed tensor stays fp32: slower)
+            import onnx
+
+            ops = [n.op_type for n in onnx.load(str(pred.onnx.path)).graph.node]
+            assert ops.count("MatMulInteger") == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+        got = pred.line_probs(pages)
+        return np.abs(np.concatenate([p for _, p in got]) - ref).max()
+
+    assert error("onnx") < 1e-4  # computing the channel apart changes nothing in fp32
+    apart = error("onnx-int8")
+    # the same export with the channel left in the int8 MatMul (and its own cache key)
+    monkeypatch.setattr(onnxrt, "outlier_channels", lambda m: [[] for _ in m.bert.encoder.layer])
+    monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
+    assert apart < error("onnx-int8") / 2
