@@ -159,21 +159,26 @@ def _content_span(labels: list[str]) -> tuple[int, int] | None:
     return (at[0], at[-1] + 1) if at else None
 
 
-def splice_page(page: dict, pool: list[dict], rng: random.Random) -> tuple[list[str], list[str]]:
-    """The page's main piece (first to last content line) between the header (lines before the first
-    content line) of one other site's page and the footer (after the last) of another's: sites keep
-    their layouts, so a few hundred pages teach site templates; spliced pages mix them."""
-    span = _content_span(page["labels"])
-    if span is None:  # listing pages: no main piece to keep
-        return page["lines"], page["labels"]
+def splice_donors(pages: list[dict]) -> list[tuple[str, dict, tuple[int, int]]]:
+    """(site, page, content span) of the pages that have a main piece: what splice_page draws from."""
     from .data import site_of
 
+    return [(site_of(p), p, span) for p in pages if (span := _content_span(p["labels"]))]
+
+
+def splice_page(page: dict, donors: list, rng: random.Random) -> tuple[list[str], list[str]]:
+    """The page's main piece (first to last content line) between the header (lines before the first
+    content line) of one other site's page and the footer (after the last) of another's: sites keep
+    their layouts, so a few hundred pages teach site templates; spliced pages mix them.
+    `donors`: splice_donors(pages)."""
+    from .data import site_of
+
+    span = _content_span(page["labels"])
     site = site_of(page)
-    donors = [p for p in pool if site_of(p) != site and _content_span(p["labels"])]
-    if not donors:
+    others = [d for d in donors if d[0] != site]
+    if span is None or not others:  # listing pages: no main piece to keep
         return page["lines"], page["labels"]
-    head, foot = rng.choice(donors), rng.choice(donors)
-    h, f = _content_span(head["labels"])[0], _content_span(foot["labels"])[1]
+    (_, head, (h, _)), (_, foot, (_, f)) = rng.choice(others), rng.choice(others)
     a, b = span
     return (head["lines"][:h] + page["lines"][a:b] + foot["lines"][f:],
             head["labels"][:h] + page["labels"][a:b] + foot["labels"][f:])
@@ -233,11 +238,12 @@ class WindowDataset(torch.utils.data.Dataset):
         """`teacher`: None, or a function (pages as lists of lines) -> per page (lines, classes)
         probabilities, the soft targets of distillation (see cached_teacher)."""
         rng = random.Random(seed)
+        donors = splice_donors(pages) if splice_prob else []
         final = []  # (lines, labels, weight) after augmentation
         for page in pages:
             lines, labels = page["lines"], page["labels"]
             if splice_prob and rng.random() < splice_prob:
-                lines, labels = splice_page(page, pages, rng)
+                lines, labels = splice_page(page, donors, rng)
             if glue_prob and rng.random() < glue_prob:
                 lines, labels = glue_lines(lines, labels, rng)
             final.append((lines, labels, float(page.get("weight", 1.0))))

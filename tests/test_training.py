@@ -119,7 +119,7 @@ def test_splice_page_keeps_the_main_piece_between_other_sites_header_and_footer(
     import random
 
     from pagesieve.data import site_of
-    from pagesieve.training import splice_page
+    from pagesieve.training import splice_donors, splice_page
 
     page = next(p for p in test_pages if "content" in p["labels"])
     others = [dict(id=f"other{i}", url=f"https://other{i}.example/x",
@@ -128,14 +128,14 @@ def test_splice_page_keeps_the_main_piece_between_other_sites_header_and_footer(
     first = page["labels"].index("content")
     last = len(page["labels"]) - page["labels"][::-1].index("content")
     for seed in range(5):
-        lines, labels = splice_page(page, [page] + others, random.Random(seed))
+        lines, labels = splice_page(page, splice_donors([page] + others), random.Random(seed))
         assert len(lines) == len(labels)
         assert lines[0].startswith("menu ") and labels[0] == "navigation"  # another site's header
         assert lines[-2].startswith("Footer ") and labels[-1] == "ui_chrome"  # another site's footer
         assert lines[1:-2] == page["lines"][first:last] and labels[1:-2] == page["labels"][first:last]
     assert site_of(page) not in {site_of(o) for o in others}
     listing = dict(id="l", url="https://l.example/", lines=["a", "b"], labels=["navigation", "navigation"])
-    assert splice_page(listing, others, random.Random(0)) == (listing["lines"], listing["labels"])
+    assert splice_page(listing, splice_donors(others), random.Random(0)) == (listing["lines"], listing["labels"])
 
 
 def test_glue_lines_keeps_labels_aligned():
