@@ -11,6 +11,9 @@ computes its queries, attention and feed-forward for those tokens alone (keys an
 for all), a tenth of them. The layers are written out here (eager attention, additive mask), which
 also exports to a leaner graph than transformers' SDPA path.
 
+Each layer's outlier feed-forward channel (one, up to ~15x the others: `outlier_channels`) is
+computed apart in fp32, so that int8's one-scale-per-tensor activations fit the ordinary channels.
+
     predictor = Predictor.from_pretrained().use_onnx(int8=True)
 """
 from __future__ import annotations

@@ -174,9 +174,11 @@ def splice_page(page: dict, donors: list, rng: random.Random) -> tuple[list[str]
     from .data import site_of
 
     span = _content_span(page["labels"])
+    if span is None:  # listing pages: no main piece to keep
+        return page["lines"], page["labels"]
     site = site_of(page)
     others = [d for d in donors if d[0] != site]
-    if span is None or not others:  # listing pages: no main piece to keep
+    if not others:
         return page["lines"], page["labels"]
     (_, head, (h, _)), (_, foot, (_, f)) = rng.choice(others), rng.choice(others)
     a, b = span
