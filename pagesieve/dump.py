@@ -63,6 +63,18 @@ def check_page(rec: Record) -> Record:
     return rec
 
 
+BAD_ENCODING = "bad encoding (not UTF-8)"
+
+
+def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = "utf-8") -> Record:
+    """A page from a plain-text body, one line a line; an error record when it is not UTF-8."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        return Record(rid, extra=extra or {}, error=BAD_ENCODING)
+    return check_page(Record(rid, lines=text.splitlines(), extra=extra or {}))
+
+
 def render(rec: Record, renderer: str) -> Record:
     """HTML -> lines (or an error record)."""
     if rec.html is not None and rec.error is None:
@@ -138,7 +150,7 @@ def read_jsonl(path, fields, keep_fields) -> Iterator[Record]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield Record(fallback, error="bad encoding (not UTF-8)")
+                yield Record(fallback, error=BAD_ENCODING)
                 continue
             try:
                 rec = json.loads(text)
@@ -186,12 +198,7 @@ def read_warc(path, fmt) -> Iterator[Record]:
                 else:
                     yield Record(rid, extra=extra, html=body)
                 continue
-            try:
-                lines = body.decode("utf-8").splitlines()
-            except UnicodeDecodeError:
-                yield Record(rid, extra=extra, error="bad encoding (not UTF-8)")
-                continue
-            yield check_page(Record(rid, lines=lines, extra=extra))
+            yield text_page(rid, body, extra)
 
 
 def read_text_files(path) -> Iterator[Record]:
@@ -210,12 +217,7 @@ def read_text_files(path) -> Iterator[Record]:
         if b"\x00" in data[:8192]:
             yield Record(f, error="binary file")
             continue
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            yield Record(f, error="bad encoding (not UTF-8)")
-            continue
-        yield check_page(Record(f, lines=text.splitlines()))
+        yield text_page(f, data, encoding="utf-8-sig")  # a byte-order mark is not text
 
 
 def read_hf(path, fields, keep_fields, split) -> Iterator[Record]:

@@ -159,6 +159,25 @@ def test_wet_and_warc(predictor, tmp_path, kind):
     assert all(r["id"].startswith("<urn:uuid:") for r in rows)
 
 
+def test_bodies_that_are_not_utf8_become_error_records(tmp_path):
+    from warcio.warcwriter import WARCWriter
+
+    wet = tmp_path / "crawl.wet.gz"
+    with open(wet, "wb") as fh:
+        w = WARCWriter(fh, gzip=True)
+        for body in ("Menü\nText.".encode("latin-1"), "Menü\nText.".encode()):
+            w.write_record(w.create_warc_record("https://ex.com/", "conversion", payload=io.BytesIO(body),
+                                                warc_content_type="text/plain"))
+    assert [(r.error, r.lines) for r in read_records(str(wet))] == [
+        ("bad encoding (not UTF-8)", None), (None, ["Menü", "Text."])]
+    d = tmp_path / "pages"
+    d.mkdir()
+    (d / "a.txt").write_bytes("\ufeffMenü\nText.".encode())  # a byte-order mark is not part of the first line
+    (d / "b.txt").write_bytes("Menü".encode("latin-1"))
+    assert [(r.error, r.lines) for r in read_records(str(d))] == [
+        (None, ["Menü", "Text."]), ("bad encoding (not UTF-8)", None)]
+
+
 def test_text_files_hf_dataset_and_directory_output(predictor, tmp_path):
     from datasets import Dataset
 
