@@ -12,7 +12,9 @@ for all), a tenth of them. The layers are written out here (eager attention, add
 also exports to a leaner graph than transformers' SDPA path.
 
 Each layer's outlier feed-forward channel (one, up to ~15x the others: `outlier_channels`) is
-computed apart in fp32, so that int8's one-scale-per-tensor activations fit the ordinary channels.
+computed apart in fp32, and the feed-forward input's outlier hidden channel is divided down (its
+range moved into the weights: `input_scales`), so that int8's one-scale-per-tensor activations fit
+the ordinary channels.
 
     predictor = Predictor.from_pretrained().use_onnx(int8=True)
 """
@@ -49,7 +51,7 @@ INPUTS = ("inputs_embeds", "attention_mask", "token_type_ids", "label_positions"
 def _fingerprint(model) -> str:
     """Hash of the weights and config: a retrained or different model never reuses an export."""
     h = hashlib.blake2b(digest_size=8)
-    h.update(b"int8 per-channel; word table outside; last layer at label tokens; outlier channels apart")  # the export recipe: change it and old exports are not reused
+    h.update(b"int8 per-channel; word table outside; last layer at label tokens; outlier channels apart; feed-forward input smoothed")  # the export recipe: change it and old exports are not reused
     h.update(model.config.to_json_string().encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
@@ -100,21 +102,16 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
     return target
 
 
-def outlier_channels(model, ratio: float = 2.0, seed: int = 0) -> list[list[int]]:
-    """Per layer, the feed-forward channels (GELU outputs, inputs of the output projection) whose
-    largest value is over `ratio` x the 99th percentile of the channels' largest values.
-
-    e5's layers each have one such channel (up to ~70 where the others stay under ~5, the same
-    channel on every input). Int8's dynamic quantization gives an activation tensor one scale, so
-    that channel alone coarsens the steps of all 1,536 (6-layer checkpoints lost 0.02 validation
-    macro-F1 under int8). Random token windows find the same channels as real pages do."""
+def _input_peaks(model, module_of, seed: int = 0) -> list:
+    """Per layer, each input channel's largest |value| at `module_of(layer)`, over random token
+    windows (which pick the same channels as real pages: checked on the release)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, model.config.vocab_size, (8, 128), generator=g)
     types = (torch.arange(128) // 6 % 2).expand(8, -1)  # lines of ~6 tokens, like real windows
     peaks = {}
-    hooks = [layer.output.dense.register_forward_hook(
+    hooks = [module_of(layer).register_forward_hook(
         lambda mod, inp, out, i=i: peaks.__setitem__(i, inp[0].reshape(-1, inp[0].shape[-1]).abs().amax(0)))
         for i, layer in enumerate(model.bert.encoder.layer)]
     try:
@@ -123,7 +120,38 @@ def outlier_channels(model, ratio: float = 2.0, seed: int = 0) -> list[list[int]
     finally:
         for h in hooks:
             h.remove()
-    return [torch.nonzero(peaks[i] > ratio * peaks[i].quantile(0.99)).flatten().tolist() for i in sorted(peaks)]
+    return [peaks[i] for i in sorted(peaks)]
+
+
+def outlier_channels(model, ratio: float = 2.0) -> list[list[int]]:
+    """Per layer, the feed-forward channels (GELU outputs, inputs of the output projection) whose
+    largest value is over `ratio` x the 99th percentile of the channels' largest values.
+
+    e5's layers each have one such channel (up to ~70 where the others stay under ~5, the same
+    channel on every input). Int8's dynamic quantization gives an activation tensor one scale, so
+    that channel alone coarsens the steps of all 1,536 (6-layer checkpoints lost 0.02 validation
+    macro-F1 under int8)."""
+    import torch
+
+    return [torch.nonzero(p > ratio * p.quantile(0.99)).flatten().tolist()
+            for p in _input_peaks(model, lambda layer: layer.output.dense)]
+
+
+def input_scales(model, ratio: float = 2.0, alpha: float = 0.5) -> list:
+    """Per layer, a divisor for each channel of the feed-forward block's input (the attention
+    block's LayerNorm output), SmoothQuant-style: (peak / 99th percentile) ** alpha for the channels
+    over `ratio` x that percentile, else 1; the projection's weights are multiplied by it.
+
+    e5 has one such hidden channel (~30 where the others stay under ~4, from layer 1 on). Dividing
+    it moves part of its range into the per-channel-quantized weights (alpha 0.5: SmoothQuant's
+    default, not tuned here); the fp32 product is the same."""
+    import torch
+
+    out = []
+    for p in _input_peaks(model, lambda layer: layer.intermediate.dense):
+        q = p.quantile(0.99)
+        out.append(torch.where(p > ratio * q, (p / q) ** alpha, torch.ones_like(p)))
+    return out
 
 
 def _export_fp32(model, path: Path):
@@ -131,27 +159,30 @@ def _export_fp32(model, path: Path):
 
     model = model.float().eval()
     outliers = outlier_channels(model)
+    scales = input_scales(model)
 
-    def ordinary_part(layer, channels):
-        """The layer's first feed-forward projection with the outlier channels switched off:
-        GELU(x - 1e4) is exactly 0, so the int8 MatMul that follows sees only the ordinary channels."""
+    def ordinary_part(layer, channels, scale):
+        """The layer's first feed-forward projection as the int8 MatMul sees it: its input channels
+        divided by `scale` (so its weights multiplied by it), its outlier output channels switched off
+        (GELU(x - 1e4) is exactly 0, so the int8 MatMul that follows sees only the ordinary channels)."""
         first = copy.deepcopy(layer.intermediate.dense)
         with torch.no_grad():
+            first.weight *= scale[None, :]
             first.bias[channels] = -1e4
         return first
 
-    def feed_forward(layer, a, channels, ordinary):
+    def feed_forward(layer, a, channels, ordinary, scale):
         """The layer's feed-forward block, each outlier channel an fp32 dot product, GELU and
         multiply-add of its own: the same sum, so the fp32 graph is unchanged, and int8's activation
         steps fit the ordinary channels."""
         first, act, second = layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output.dense
-        out = second(act(ordinary(a)))
+        out = second(act(ordinary(a * (1 / scale))))
         for j in channels:
             pre = (a * first.weight[j].detach()).sum(-1, keepdim=True) + first.bias[j].detach()
             out = out + act(pre) * second.weight[:, j].detach()
         return out
 
-    def layer_forward(layer, h_q, h_kv, mask_add, channels, ordinary):
+    def layer_forward(layer, h_q, h_kv, mask_add, channels, ordinary, scale):
         """One BERT layer (eval mode) for the queries h_q, attending over h_kv."""
         att = layer.attention.self
         b, t, width = h_q.shape
@@ -162,7 +193,7 @@ def _export_fp32(model, path: Path):
         weights = torch.softmax(q @ k.transpose(2, 3) * size ** -0.5 + mask_add, dim=-1)
         ctx = (weights @ v).transpose(1, 2).reshape(b, t, width)
         a = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + h_q)
-        return layer.output.LayerNorm(feed_forward(layer, a, channels, ordinary) + a)
+        return layer.output.LayerNorm(feed_forward(layer, a, channels, ordinary, scale) + a)
 
     class AtLabelTokens(torch.nn.Module):
         """The classifier from word vectors to the logits of the label tokens: what the graph holds."""
@@ -172,18 +203,18 @@ def _export_fp32(model, path: Path):
             self.model = model
             # submodules, so that their weights are exported as initializers, which the quantizer needs
             self.ordinary = torch.nn.ModuleList(
-                ordinary_part(layer, channels) if channels else layer.intermediate.dense
-                for layer, channels in zip(model.bert.encoder.layer, outliers))
+                ordinary_part(layer, channels, scale)
+                for layer, channels, scale in zip(model.bert.encoder.layer, outliers, scales))
 
         def forward(self, inputs_embeds, attention_mask, token_type_ids, label_positions):
             bert = self.model.bert
             h = bert.embeddings(inputs_embeds=inputs_embeds, token_type_ids=token_type_ids)
             mask_add = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
             *lower, last = bert.encoder.layer
-            for layer, channels, ordinary in zip(lower, outliers, self.ordinary):
-                h = layer_forward(layer, h, h, mask_add, channels, ordinary)
+            for layer, channels, ordinary, scale in zip(lower, outliers, self.ordinary, scales):
+                h = layer_forward(layer, h, h, mask_add, channels, ordinary, scale)
             at = torch.gather(h, 1, label_positions[:, :, None].expand(-1, -1, h.shape[-1]))
-            return self.model.classifier(layer_forward(last, at, h, mask_add, outliers[-1], self.ordinary[-1]))
+            return self.model.classifier(layer_forward(last, at, h, mask_add, outliers[-1], self.ordinary[-1], scales[-1]))
 
     mask = torch.ones(2, 16, dtype=torch.long)
     vectors = torch.zeros(2, 16, model.config.hidden_size)

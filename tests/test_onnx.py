@@ -66,3 +66,37 @@ def test_outlier_channels_stay_out_of_int8(tiny_model_dir, test_pages, tmp_path,
     monkeypatch.setattr(onnxrt, "outlier_channels", lambda m: [[] for _ in m.bert.encoder.layer])
     monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
     assert apart < error("onnx-int8") / 2
+
+
+def test_outlier_hidden_channel_is_divided_down_for_int8(test_pages, tmp_path, monkeypatch):
+    """e5's feed-forward input (a LayerNorm output) has one hidden channel ~8x larger than the rest;
+    the export divides it down and multiplies the projection's weights back. Plant one."""
+    import torch
+
+    from pagesieve import modeling, onnxrt
+
+    # 128 hidden channels: with the tiny model's 32, one channel is the 99th percentile itself
+    modeling.save(modeling.tiny_random(hidden=128), tmp_path / "plain")
+    model = modeling.load(tmp_path / "plain")
+    layer = model.bert.encoder.layer[0]
+    with torch.no_grad():  # a feed-forward block that matters, fed by a LayerNorm with one huge channel
+        layer.intermediate.dense.weight *= 20
+        layer.output.dense.weight *= 20
+        layer.attention.output.LayerNorm.weight[3] = 40.0
+    scale = onnxrt.input_scales(model)[0]
+    assert scale[3] > 2 and torch.all(scale[torch.arange(len(scale)) != 3] == 1)
+    assert all(torch.all(s == 1) for s in onnxrt.input_scales(modeling.load(tmp_path / "plain")))
+    modeling.save(model, tmp_path / "m")
+    pages = [p["lines"] for p in test_pages]
+    ref = np.concatenate([p for _, p in Predictor.from_pretrained(tmp_path / "m", device="cpu").line_probs(pages)])
+
+    def error(runtime):
+        got = Predictor.from_pretrained(tmp_path / "m", device="cpu", runtime=runtime).line_probs(pages)
+        return np.abs(np.concatenate([p for _, p in got]) - ref).max()
+
+    assert error("onnx") < 1e-4  # dividing the input and multiplying the weights: the same product in fp32
+    smoothed = error("onnx-int8")
+    monkeypatch.setattr(onnxrt, "input_scales", lambda m: [torch.ones(m.config.hidden_size) for _ in m.bert.encoder.layer])
+    monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
+    plain = error("onnx-int8")
+    assert smoothed < plain / 2
