@@ -38,7 +38,6 @@ class TrainConfig:
     distill_alpha: float = 0.8  # share of the loss on the teacher's probabilities (the rest on the labels)
     # augmentation (renderer variety for pages that only exist as one rendering)
     glue_prob: float = 0.0  # chance per page of gluing runs of same-label lines (textContent-like)
-    splice_prob: float = 0.0  # chance per page of swapping its header and footer for other sites' (see splice_page)
     # optimisation
     epochs: float = 4.0
     batch_size: int = 8
@@ -154,38 +153,6 @@ def glue_lines(lines: list[str], labels: list[str], rng: random.Random) -> tuple
     return out_l, out_y
 
 
-def _content_span(labels: list[str]) -> tuple[int, int] | None:
-    at = [i for i, lab in enumerate(labels) if lab == "content"]
-    return (at[0], at[-1] + 1) if at else None
-
-
-def splice_donors(pages: list[dict]) -> list[tuple[str, dict, tuple[int, int]]]:
-    """(site, page, content span) of the pages that have a main piece: what splice_page draws from."""
-    from .data import site_of
-
-    return [(site_of(p), p, span) for p in pages if (span := _content_span(p["labels"]))]
-
-
-def splice_page(page: dict, donors: list, rng: random.Random) -> tuple[list[str], list[str]]:
-    """The page's main piece (first to last content line) between the header (lines before the first
-    content line) of one other site's page and the footer (after the last) of another's: sites keep
-    their layouts, so a few hundred pages teach site templates; spliced pages mix them.
-    `donors`: splice_donors(pages)."""
-    from .data import site_of
-
-    span = _content_span(page["labels"])
-    if span is None:  # listing pages: no main piece to keep
-        return page["lines"], page["labels"]
-    site = site_of(page)
-    others = [d for d in donors if d[0] != site]
-    if not others:
-        return page["lines"], page["labels"]
-    (_, head, (h, _)), (_, foot, (_, f)) = rng.choice(others), rng.choice(others)
-    a, b = span
-    return (head["lines"][:h] + page["lines"][a:b] + foot["lines"][f:],
-            head["labels"][:h] + page["labels"][a:b] + foot["labels"][f:])
-
-
 def teacher_probs(teacher, pages: list[list[str]], chunk: int = 32) -> list[np.ndarray]:
     """Per page, (lines, classes) probabilities of a teacher Predictor (zeros on blank lines)."""
     from tqdm import tqdm
@@ -235,17 +202,13 @@ def cached_teacher(model_dir: str, cache: Path):
 
 
 class WindowDataset(torch.utils.data.Dataset):
-    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0, teacher=None,
-                 splice_prob: float = 0.0):
+    def __init__(self, pages: list[dict], encoder, glue_prob: float = 0.0, seed: int = 0, teacher=None):
         """`teacher`: None, or a function (pages as lists of lines) -> per page (lines, classes)
         probabilities, the soft targets of distillation (see cached_teacher)."""
         rng = random.Random(seed)
-        donors = splice_donors(pages) if splice_prob else []
         final = []  # (lines, labels, weight) after augmentation
         for page in pages:
             lines, labels = page["lines"], page["labels"]
-            if splice_prob and rng.random() < splice_prob:
-                lines, labels = splice_page(page, donors, rng)
             if glue_prob and rng.random() < glue_prob:
                 lines, labels = glue_lines(lines, labels, rng)
             final.append((lines, labels, float(page.get("weight", 1.0))))
@@ -365,7 +328,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.teacher:
         teacher = cached_teacher(cfg.teacher, Path(cfg.out) / "teacher_probs.npz")
         print(f"pagesieve train: distilling {cfg.teacher} (loss share {cfg.distill_alpha})", file=sys.stderr)
-    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher, cfg.splice_prob)
+    train_ds = WindowDataset(pages, encoder, cfg.glue_prob, cfg.seed, teacher)
     val_ds = WindowDataset(val_pages, encoder) if val_pages else None
     counts = train_ds.label_counts()
     class_w = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power

@@ -115,29 +115,6 @@ def test_teacher_probabilities_sit_on_each_line_first_token(tokenizer, test_page
     assert (soft[~on] == 0).all()
 
 
-def test_splice_page_keeps_the_main_piece_between_other_sites_header_and_footer(test_pages):
-    import random
-
-    from pagesieve.data import site_of
-    from pagesieve.training import splice_donors, splice_page
-
-    page = next(p for p in test_pages if "content" in p["labels"])
-    others = [dict(id=f"other{i}", url=f"https://other{i}.example/x",
-                   lines=[f"menu {i}", f"Body {i}", f"Footer {i}", f"© {i}"],
-                   labels=["navigation", "content", "navigation", "ui_chrome"]) for i in range(3)]
-    first = page["labels"].index("content")
-    last = len(page["labels"]) - page["labels"][::-1].index("content")
-    for seed in range(5):
-        lines, labels = splice_page(page, splice_donors([page] + others), random.Random(seed))
-        assert len(lines) == len(labels)
-        assert lines[0].startswith("menu ") and labels[0] == "navigation"  # another site's header
-        assert lines[-2].startswith("Footer ") and labels[-1] == "ui_chrome"  # another site's footer
-        assert lines[1:-2] == page["lines"][first:last] and labels[1:-2] == page["labels"][first:last]
-    assert site_of(page) not in {site_of(o) for o in others}
-    listing = dict(id="l", url="https://l.example/", lines=["a", "b"], labels=["navigation", "navigation"])
-    assert splice_page(listing, splice_donors(others), random.Random(0)) == (listing["lines"], listing["labels"])
-
-
 def test_glue_lines_keeps_labels_aligned():
     import random
 
