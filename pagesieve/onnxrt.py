@@ -176,7 +176,8 @@ def _export_fp32(model, path: Path):
         multiply-add of its own: the same sum, so the fp32 graph is unchanged, and int8's activation
         steps fit the ordinary channels."""
         first, act, second = layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output.dense
-        out = second(act(ordinary(a * (1 / scale))))
+        x = a * (1 / scale) if bool((scale != 1).any()) else a  # no Mul in the graph when nothing is scaled
+        out = second(act(ordinary(x)))
         for j in channels:
             pre = (a * first.weight[j].detach()).sum(-1, keepdim=True) + first.bias[j].detach()
             out = out + act(pre) * second.weight[:, j].detach()
