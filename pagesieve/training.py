@@ -29,7 +29,7 @@ class TrainConfig:
     # model
     init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
     num_layers: int = 12  # encoder layers kept from the backbone or the `init` checkpoint (lower ones)
-    freeze_layers: int = 0  # lowest encoder layers to freeze (word embeddings are always frozen)
+    freeze_layers: int = 0  # lowest encoder layers to freeze, whatever the init (word embeddings are always frozen)
     max_length: int = 512  # tokens per window
     line_token_budget: int = 32  # tokens kept per line
     overlap: int = 128  # tokens shared by consecutive windows
@@ -274,8 +274,6 @@ def build_model(cfg: TrainConfig):
         model = modeling.from_backbone(cfg.num_layers, enc, hidden_dropout=cfg.dropout)
         # the word table is not saved with the checkpoint: it must stay the packaged one
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-        for layer in model.bert.encoder.layer[: cfg.freeze_layers]:
-            layer.requires_grad_(False)
     elif Path(cfg.init).is_dir():  # continue from a saved checkpoint
         model = modeling.load(cfg.init)
         before = modeling.encoding_settings(model)
@@ -291,6 +289,10 @@ def build_model(cfg: TrainConfig):
         model.train()
     else:
         raise ValueError(f"init must be 'backbone', 'tiny' or a checkpoint folder, got {cfg.init!r}")
+    if cfg.freeze_layers > model.config.num_hidden_layers:
+        raise ValueError(f"freeze_layers={cfg.freeze_layers}: the model has {model.config.num_hidden_layers} layers")
+    for layer in model.bert.encoder.layer[: cfg.freeze_layers]:
+        layer.requires_grad_(False)
     return model
 
 

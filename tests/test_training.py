@@ -57,6 +57,18 @@ def test_config_overrides_and_errors(tmp_path):
     assert r.returncode == 2 and "unknown field" in r.stderr
 
 
+def test_freeze_layers_applies_to_a_checkpoint_init_too(tiny_model_dir):
+    from pagesieve.training import build_model
+
+    model = build_model(TrainConfig(init=str(tiny_model_dir), num_layers=2, freeze_layers=1,
+                                    max_length=96, line_token_budget=16, overlap=16))
+    first, second = model.bert.encoder.layer
+    assert not any(p.requires_grad for p in first.parameters())
+    assert all(p.requires_grad for p in second.parameters())
+    with pytest.raises(ValueError, match="freeze_layers=3"):
+        build_model(TrainConfig(init=str(tiny_model_dir), num_layers=2, freeze_layers=3))
+
+
 def test_all_configs_parse():
     configs = sorted((ROOT / "configs").glob("*.yaml"))
     assert {c.stem for c in configs} >= {"cpu", "cpu-finetune", "gpu", "gpu-finetune", "tiny"}
