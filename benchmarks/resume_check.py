@@ -1,13 +1,15 @@
 """Kill-and-resume check of `pagesieve predict` at scale, with the released model.
 
-    python benchmarks/resume_check.py                      # 100,000 records, killed after 150 s
+    python benchmarks/resume_check.py                      # 100,000 records, killed halfway
     python benchmarks/resume_check.py --records 20000 --kill-after 40
 
 Writes a JSONL dump of short pages (English, Russian, Arabic lines around menu lines) with ~2%
 injected bad records (bad JSON, bad UTF-8, no text field, empty page, blank line, non-object),
 runs `pagesieve predict` on it once uninterrupted, then once killed with SIGKILL after
-`--kill-after` seconds and restarted with the same command, and checks that the two outputs are
-byte-identical with one record per input record. Prints times, peak memory and the error counts.
+`--kill-after` seconds (default: half the uninterrupted run's time) and restarted with the same
+command, and checks that the two outputs are byte-identical with one record per input record. A run
+that finishes before its kill fails the check: nothing was interrupted. Prints times, peak memory
+and the error counts.
 """
 from __future__ import annotations
 
@@ -44,33 +46,38 @@ def write_dump(path: Path, n: int, seed: int = 1) -> int:
     return bad
 
 
-def predict(src: Path, out: Path, kill_after: float | None = None) -> float:
+def predict(src: Path, out: Path, kill_after: float | None = None) -> tuple[float, bool]:
+    """(seconds, whether the run was killed) of one `pagesieve predict` run."""
     cmd = [sys.executable, "-m", "pagesieve", "predict", str(src), "-o", str(out)]
     start = time.time()
     try:  # on timeout, subprocess kills the run with SIGKILL, like a crash
         done = subprocess.run(cmd, timeout=kill_after, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     except subprocess.TimeoutExpired:
         print(f"  killed after {kill_after:.0f} s")
-        return time.time() - start
+        return time.time() - start, True
     if done.returncode:
         sys.exit(f"predict failed:\n{done.stderr[-2000:]}")
     print("  " + next((l for l in done.stderr.splitlines() if l.startswith("pagesieve predict:")), "(no summary)"))
-    return time.time() - start
+    return time.time() - start, False
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000)
-    ap.add_argument("--kill-after", type=float, default=150, help="seconds before the second run is killed")
+    ap.add_argument("--kill-after", type=float, default=None,
+                    help="seconds before the second run is killed (default: half the first run's time)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = tmp / "dump.jsonl"
         bad = write_dump(src, args.records)
         print(f"{args.records} records, {bad} bad ones injected")
-        print(f"uninterrupted: {predict(src, tmp / 'a.jsonl'):.0f} s")
-        predict(src, tmp / "b.jsonl", kill_after=args.kill_after)
-        print(f"restarted: {predict(src, tmp / 'b.jsonl'):.0f} s to finish")
+        whole, _ = predict(src, tmp / "a.jsonl")
+        print(f"uninterrupted: {whole:.0f} s")
+        _, killed = predict(src, tmp / "b.jsonl", kill_after=args.kill_after or whole / 2)
+        if not killed:
+            sys.exit("the second run finished before it was killed: nothing was interrupted, give a smaller --kill-after")
+        print(f"restarted: {predict(src, tmp / 'b.jsonl')[0]:.0f} s to finish")
         a, b = (tmp / "a.jsonl").read_bytes(), (tmp / "b.jsonl").read_bytes()
         records = [json.loads(line) for line in a.splitlines()]
         errors = sum("error" in r for r in records)
