@@ -47,25 +47,18 @@ def test_outlier_channels_stay_out_of_int8(tiny_model_dir, test_pages, tmp_path,
     assert onnxrt.outlier_channels(model)[0] == [7]
     assert onnxrt.outlier_channels(modeling.load(tiny_model_dir))[0] == []
     modeling.save(model, tmp_path / "m")
-    pages = [p["lines"] for p in test_pages]
-    ref = np.concatenate([p for _, p in Predictor.from_pretrained(tmp_path / "m", device="cpu").line_probs(pages)])
 
-    def error(runtime):
-        pred = Predictor.from_pretrained(tmp_path / "m", device="cpu", runtime=runtime)
-        if runtime == "onnx-int8":  # every Linear quantized (a weight exported as a computed tensor stays fp32: slower)
-            import onnx
+    def every_linear_quantized(pred):  # a weight exported as a computed tensor would stay fp32: slower
+        import onnx
 
-            ops = [n.op_type for n in onnx.load(str(pred.onnx.path)).graph.node]
-            assert ops.count("MatMulInteger") == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
-        got = pred.line_probs(pages)
-        return np.abs(np.concatenate([p for _, p in got]) - ref).max()
+        ops = [n.op_type for n in onnx.load(str(pred.onnx.path)).graph.node]
+        assert ops.count("MatMulInteger") == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
 
-    assert error("onnx") < 1e-4  # computing the channel apart changes nothing in fp32
-    apart = error("onnx-int8")
-    # the same export with the channel left in the int8 MatMul (and its own cache key)
-    monkeypatch.setattr(onnxrt, "outlier_channels", lambda m: [[] for _ in m.bert.encoder.layer])
-    monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
-    assert apart < error("onnx-int8") / 2
+    # the same export with the channel left in the int8 MatMul
+    fp32, apart, plain = _export_errors(tmp_path / "m", test_pages, monkeypatch, "outlier_channels",
+                                        lambda m: [[] for _ in m.bert.encoder.layer], every_linear_quantized)
+    assert fp32 < 1e-4  # computing the channel apart changes nothing in fp32
+    assert apart < plain / 2
 
 
 def test_outlier_hidden_channel_is_divided_down_for_int8(test_pages, tmp_path, monkeypatch):
@@ -87,16 +80,27 @@ def test_outlier_hidden_channel_is_divided_down_for_int8(test_pages, tmp_path, m
     assert scale[3] > 2 and torch.all(scale[torch.arange(len(scale)) != 3] == 1)
     assert all(torch.all(s == 1) for s in onnxrt.input_scales(modeling.load(tmp_path / "plain")))
     modeling.save(model, tmp_path / "m")
+    fp32, smoothed, plain = _export_errors(tmp_path / "m", test_pages, monkeypatch, "input_scales",
+                                           lambda m: [torch.ones(m.config.hidden_size) for _ in m.bert.encoder.layer])
+    assert fp32 < 1e-4  # dividing the input and multiplying the weights: the same product in fp32
+    assert smoothed < plain / 2
+
+
+def _export_errors(model_dir, test_pages, monkeypatch, step, plain_step, check_int8=lambda pred: None):
+    """Largest probability error against torch of the onnx export, of onnx-int8, and of onnx-int8
+    with the export step `onnxrt.<step>` replaced by `plain_step` (under its own cache key)."""
+    from pagesieve import onnxrt
+
     pages = [p["lines"] for p in test_pages]
-    ref = np.concatenate([p for _, p in Predictor.from_pretrained(tmp_path / "m", device="cpu").line_probs(pages)])
+    ref = np.concatenate([p for _, p in Predictor.from_pretrained(model_dir, device="cpu").line_probs(pages)])
 
     def error(runtime):
-        got = Predictor.from_pretrained(tmp_path / "m", device="cpu", runtime=runtime).line_probs(pages)
-        return np.abs(np.concatenate([p for _, p in got]) - ref).max()
+        pred = Predictor.from_pretrained(model_dir, device="cpu", runtime=runtime)
+        if runtime == "onnx-int8":
+            check_int8(pred)
+        return np.abs(np.concatenate([p for _, p in pred.line_probs(pages)]) - ref).max()
 
-    assert error("onnx") < 1e-4  # dividing the input and multiplying the weights: the same product in fp32
-    smoothed = error("onnx-int8")
-    monkeypatch.setattr(onnxrt, "input_scales", lambda m: [torch.ones(m.config.hidden_size) for _ in m.bert.encoder.layer])
+    fp32, int8 = error("onnx"), error("onnx-int8")
+    monkeypatch.setattr(onnxrt, step, plain_step)
     monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
-    plain = error("onnx-int8")
-    assert smoothed < plain / 2
+    return fp32, int8, error("onnx-int8")
