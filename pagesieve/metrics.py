@@ -31,7 +31,11 @@ def scores(gold, pred, weights=None) -> dict:
         f1s.append(f)
     out["macro_f1"] = round(float(np.mean(f1s)), 4)
     out["accuracy"] = round(float(w[gold == pred].sum() / w.sum()) if len(gold) else 0.0, 4)
-    out["confusion"] = confusion(gold, pred).tolist()
+    cm = confusion(gold, pred)
+    out["confusion"] = cm.tolist()
+    n = cm.sum()
+    chance = float((cm.sum(0) * cm.sum(1)).sum()) / n ** 2 if n else 0.0
+    out["kappa"] = round((out["accuracy"] - chance) / (1 - chance), 4) if n and chance < 1 else 0.0
     return out
 
 

@@ -31,6 +31,7 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEFAULT_CORPORA = SHARED / "corpora"
 DEFAULT_GOLD_DEV = SHARED / "gold" / "dev.jsonl"
 DEFAULT_GOLD_TRAIN = SHARED / "gold" / "train.jsonl"
+PROJECT_GOLD = Path(__file__).resolve().parents[2] / "data" / "gold"  # the project's own gold (line hashes)
 MAX_HTML = 5_000_000  # bytes; larger pages are rejected (they are not web pages we can learn from)
 
 
@@ -107,7 +108,8 @@ def process(args):
     meta = {k: rec.get(k) for k in ("url", "lang", "corpus", "page_type")}
     pages = []
     if gold is not None:  # gold labels replace weak ones; add one other rendering of the page
-        pages.append(dict(id=pid, lines=gold["lines"], labels=gold["labels"], renderer="chromium-innertext",
+        pages.append(dict(id=pid, lines=gold["lines"], labels=gold["labels"],
+                          renderer=gold.get("renderer") or "chromium-innertext",
                           evidence=["gold"] * len(gold["lines"]), **meta))
         style = pick_renderer(pid, seed, exclude="innertext")
         lines = [l.text for l in render(root, style)]
@@ -163,9 +165,11 @@ def agreement(records_by_id: dict, gold_dev: list[dict]) -> dict:
     return s
 
 
-def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = DEFAULT_GOLD_TRAIN,
+def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | list | None = DEFAULT_GOLD_TRAIN,
           gold_dev: Path | None = DEFAULT_GOLD_DEV, seed: int = 0, validation_fraction: float = 0.05,
-          workers: int = 2, limit: int = 0) -> dict:
+          workers: int = 2, limit: int = 0, heldout: list | None = None) -> dict:
+    """`gold_train`: one or more labeled-page files whose labels replace weak ones; `heldout`:
+    labeled-page files whose *sites* are never built (the gold validation sites stay unseen)."""
     from datasets import Dataset, DatasetDict, Features, Sequence, Value
     from tqdm import tqdm
 
@@ -173,10 +177,14 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = 
     out.mkdir(parents=True, exist_ok=True)
     dev = list(read_pages(gold_dev)) if gold_dev and Path(gold_dev).exists() else []
     dev_ids = {p["id"] for p in dev}
-    gold = {p["id"]: p for p in read_pages(gold_train)} if gold_train and Path(gold_train).exists() else {}
+    gold_files = [gold_train] if isinstance(gold_train, (str, Path)) else list(gold_train or [])
+    gold = {p["id"]: p for f in gold_files if Path(f).exists() for p in read_pages(f)}
+    held_sites = {site_of(p) for f in heldout or [] if Path(f).exists() for p in read_pages(f, resolve_lines=False)}
     rejects, pages, dev_records, train_records = [], [], {}, {}
+    n_held = 0
 
     def jobs():
+        nonlocal n_held
         n = 0
         for rec in iter_records(corpora):
             if "_reject" in rec:
@@ -184,6 +192,9 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = 
                 continue
             if rec.get("id") in dev_ids:  # never train on the measuring pages
                 dev_records[rec["id"]] = rec
+                continue
+            if held_sites and site_of(rec) in held_sites:  # nor on the validation sites
+                n_held += 1
                 continue
             n += 1
             if limit and n > limit:
@@ -220,7 +231,7 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | None = 
     (out / "agreement.json").write_text(json.dumps(agree, indent=1))
     stats = card(out, split, rejects, agree, seed, time.time() - t0)
     print(f"pagesieve data: {sum(len(v) for v in split.values())} pages in {out / 'dataset'}; "
-          f"{len(rejects)} rejected; {time.time() - t0:.0f} s", file=sys.stderr)
+          f"{len(rejects)} rejected; {n_held} on held-out sites left out; {time.time() - t0:.0f} s", file=sys.stderr)
     return stats
 
 
@@ -284,12 +295,22 @@ def card(out: Path, split: dict, rejects: list, agree: dict, seed: int, seconds:
 def main(argv=None):
     import argparse
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["annotate"]:
+        from .annotate import main as annotate_main
+
+        return annotate_main(argv[1:])
+
     ap = argparse.ArgumentParser(prog="python -m pagesieve.data", description="Build training data from HTML corpora.")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("annotate", help="gold labels from annotators (python -m pagesieve.data annotate --help)")
     b = sub.add_parser("build", help="render + weakly label the corpora into a datasets DatasetDict with a data card")
     b.add_argument("--out", required=True, type=Path, help="output folder (dataset/, README.md, rejects.jsonl)")
     b.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="folder of corpus *.jsonl.gz files")
-    b.add_argument("--gold-train", type=Path, default=DEFAULT_GOLD_TRAIN, help="gold pages whose labels replace weak ones")
+    b.add_argument("--gold-train", type=Path, nargs="+", default=[DEFAULT_GOLD_TRAIN, PROJECT_GOLD / "train.jsonl"],
+                   help="gold pages whose labels replace weak ones (default: the shared and the project's gold train)")
+    b.add_argument("--heldout", type=Path, nargs="*", default=[PROJECT_GOLD / "validation.jsonl"],
+                   help="labeled pages whose sites are never built (default: the project's gold validation)")
     b.add_argument("--gold-dev", type=Path, default=DEFAULT_GOLD_DEV, help="gold pages to measure against (never built)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--validation-fraction", type=float, default=0.05, help="share of sites held out")
@@ -304,7 +325,7 @@ def main(argv=None):
         if not args.corpora.exists():
             ap.error(f"{args.corpora}: no such folder (pass --corpora)")
         build(args.out, args.corpora, args.gold_train, args.gold_dev, args.seed, args.validation_fraction,
-              args.workers, args.limit)
+              args.workers, args.limit, args.heldout)
     else:
         from .pages import write_pages
 

@@ -1,6 +1,8 @@
 """Labeled pages in the format of ../shared/LABELS.md:
 `{"id", "lang", "lines": [...], "labels": [...]}` one JSON object per line, optional
-`url`, `source`, `renderer`, `weight`.
+`url`, `source`, `renderer`, `weight`. A page may give `line_hashes` instead of `lines` (the
+project's own gold in data/gold/, which holds no page text): its lines are then rendered again
+from the HTML corpora (see `annotate.resolve`).
 
 `read_pages` accepts a JSONL(.gz) file, a directory of them, or a saved Hugging Face
 `datasets` dataset (a folder with `dataset_info.json` / `dataset_dict.json`).
@@ -27,7 +29,7 @@ def check_page(page: dict) -> str | None:
     """Why a labeled page is unusable, or None."""
     if not isinstance(page, dict):
         return "not a JSON object"
-    lines, labels = page.get("lines"), page.get("labels")
+    lines, labels = page.get("lines", page.get("line_hashes")), page.get("labels")
     if not isinstance(lines, list) or not isinstance(labels, list):
         return "needs 'lines' and 'labels' lists"
     if len(lines) != len(labels):
@@ -38,8 +40,10 @@ def check_page(page: dict) -> str | None:
     return None
 
 
-def read_pages(source: str | Path, split: str = "train", strict: bool = False) -> Iterator[dict]:
-    """Yield labeled pages; a bad record is reported on stderr and skipped (or raised if strict)."""
+def read_pages(source: str | Path, split: str = "train", strict: bool = False,
+               resolve_lines: bool = True) -> Iterator[dict]:
+    """Yield labeled pages; a bad record is reported on stderr and skipped (or raised if strict).
+    `resolve_lines=False` yields hash-only gold pages as stored (no corpora needed)."""
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -55,6 +59,7 @@ def read_pages(source: str | Path, split: str = "train", strict: bool = False) -
         return
     files = sorted(p for p in path.rglob("*") if p.name.endswith((".jsonl", ".jsonl.gz"))) if path.is_dir() else [path]
     for f in files:
+        hash_only = []  # gold stored as line hashes (data/gold/): lines re-rendered from the corpora
         with _open(f) as fh:
             for n, raw in enumerate(fh, 1):
                 if not raw.strip():
@@ -70,7 +75,14 @@ def read_pages(source: str | Path, split: str = "train", strict: bool = False) -
                         raise ValueError(msg)
                     print(msg, file=sys.stderr)
                     continue
+                if "lines" not in page and resolve_lines:
+                    hash_only.append(page)
+                    continue
                 yield page
+        if hash_only:
+            from .annotate import resolve
+
+            yield from resolve(hash_only, where=str(f))
 
 
 def write_pages(pages, path: str | Path) -> int:

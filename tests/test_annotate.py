@@ -1,0 +1,103 @@
+"""Gold from annotators: batches handed out, answers checked and collected, stored as line hashes,
+read back as labeled pages by re-rendering the corpora (a changed line loses its label, nothing else)."""
+import gzip
+import json
+
+from pagesieve.data import annotate
+from pagesieve.data.pages import read_pages
+from test_build import make_corpus
+
+LINES = {"Home World": "navigation", "Share": "ui_chrome", "Privacy policy": "navigation"}
+
+
+def label_of(line):
+    if line.startswith("Photo:"):
+        return "caption"
+    return LINES.get(line, "content")
+
+
+def answer_for(batch_json):
+    out = []
+    for p in json.loads(batch_json.read_text()):
+        out.append(f"## page {p['page']}")
+        out += [f"{i} {lab}" for i, lab in enumerate(p["labels_for_test"], 1)]
+    return "\n".join(out) + "\n"
+
+
+def test_parse_answer_reports_every_slip():
+    got, errors = annotate.parse_answer("## page 1\n1-3 nav\n3 content\n## page 2\n1 ui\n9 cap\n## page 7\n",
+                                        {1: 4, 2: 2})
+    assert got == {}  # page 1: line 3 twice, line 4 missing; page 2: line 2 missing, 9 out of range
+    text = "\n".join(errors)
+    assert "line 3 labeled twice" in text and "lines without a label: 4" in text
+    assert "has lines 1-2, not 9-9" in text and "no page 7" in text
+    got, errors = annotate.parse_answer("## page 1\n1-2 navigation\n3 cap  # a credit\n4 ui_chrome\n", {1: 4})
+    assert errors == [] and got == {1: ["navigation", "navigation", "caption", "ui_chrome"]}
+
+
+def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    make_corpus(corpora)  # 8 pages c/0..c/7 on 4 sites; c/0 is gold dev, c/1 gold train
+    work = tmp_path / "work"
+    order = annotate.queue(work, corpora, corpora / "dev.jsonl", corpora / "train.jsonl")
+    assert {it["id"] for it in order} == {f"c/{i}" for i in range(2, 8)}  # never dev or shared-train pages
+    assert all(it["split"] == "train" for it in order if it["site"] == "site1.example")  # shared gold train's site
+
+    paths = annotate.make_batches(work, corpora, ["b1", "b2"], n_pages=3, max_batch_lines=1000)
+    assert [p.name for p in paths] == ["b1.txt", "b2.txt"]
+    assert "=== PAGE 1" in paths[0].read_text() and "[a<nav]" in paths[0].read_text()
+    double = annotate.make_batches(work, corpora, ["d1"], n_pages=5, max_batch_lines=1000, double=True)
+    first = json.loads((work / "batches" / "b1.json").read_text())[0]["id"]
+    assert json.loads((work / "batches" / "d1.json").read_text())[0]["id"] == first  # queue position 0
+
+    index = annotate._corpus_index(corpora)
+    (work / "answers").mkdir()
+    for name, who in (("b1", "x"), ("b2", "y"), ("d1", "z")):
+        meta = json.loads((work / "batches" / f"{name}.json").read_text())
+        for p in meta:
+            lines = [l["text"] for l in annotate.hinted_lines(index[p["id"]])]
+            p["labels_for_test"] = [label_of(l) for l in lines]
+            if who == "z":  # the second annotator disagrees on the first line
+                p["labels_for_test"][0] = "ui_chrome"
+        (work / "batches" / f"{name}.json").write_text(json.dumps(meta))
+        (work / "answers" / f"{name}.{who}.txt").write_text(answer_for(work / "batches" / f"{name}.json"))
+        assert annotate.check(work / "answers" / f"{name}.{who}.txt") == []
+    bad = work / "answers" / "b2.w.txt"
+    bad.write_text("## page 1\n1 content\n")
+    assert annotate.check(bad) and bad.unlink() is None
+
+    annotate.collect(work, corpora, tmp_path / "gold", corpora / "train.jsonl")
+    stored = [json.loads(l) for f in ("train", "validation") for l in open(tmp_path / "gold" / f"{f}.jsonl")]
+    assert len(stored) == 6 and all("lines" not in p and len(p["line_hashes"]) == len(p["labels"]) for p in stored)
+    doubled = [p for p in stored if "labels_b" in p]
+    assert len(doubled) == 1 and doubled[0]["labels_b"][0] == "ui_chrome" != doubled[0]["labels_a"][0]
+    ag = annotate.agreement(stored)
+    assert ag["pages"] == 1 and ag["accuracy"] < 1
+
+    # read back through the ordinary reader: lines come from the corpora, labels line up
+    monkeypatch.setenv("PAGESIEVE_CORPORA", str(corpora))
+    pages = {p["id"]: p for f in ("train", "validation") for p in read_pages(tmp_path / "gold" / f"{f}.jsonl")}
+    assert len(pages) == 6
+    for p in pages.values():
+        assert [label_of(l) for l in p["lines"]] == p["labels"]
+
+    # the corpus page changes (a renderer or a page update): changed lines lose their labels only
+    recs = [json.loads(l) for l in gzip.open(corpora / "tiny.jsonl.gz", "rt") if l.startswith("{\"")]
+    for r in recs:
+        r["html"] = r["html"].replace("<button>Share</button>", "<button>Share this</button>")
+    with gzip.open(corpora / "tiny.jsonl.gz", "wt") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in recs))
+    again = {p["id"]: p for f in ("train", "validation") for p in read_pages(tmp_path / "gold" / f"{f}.jsonl")}
+    for pid, p in again.items():
+        assert [l for l, lab in zip(p["lines"], p["labels"]) if lab is None] == ["Share this"]
+        assert [lab for l, lab in zip(p["lines"], p["labels"]) if lab] == \
+               [lab for l, lab in zip(pages[pid]["lines"], pages[pid]["labels"]) if l != "Share"]
+
+
+def test_site_split_is_stable_and_keeps_shared_train_sites():
+    sites = [f"site{i}.example" for i in range(400)]
+    split = [annotate.site_split(s, "ru", set()) for s in sites]
+    assert split == [annotate.site_split(s, "ru", set()) for s in sites]
+    assert 0.15 < split.count("validation") / len(sites) < 0.35
+    assert annotate.site_split(sites[split.index("validation")], "ru", {sites[split.index("validation")]}) == "train"
