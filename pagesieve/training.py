@@ -25,6 +25,7 @@ class TrainConfig:
     validation_fraction: float = 0.1  # share of training *sites* held out when `validation` is empty
     validate_on: list = field(default_factory=list)  # `train` sources (paths) whose held-out sites validate; empty: all
     max_validation_pages: int = 0  # evaluate on at most this many validation pages (0 = all): evaluation is slow on CPU
+    validation_half: str = ""  # "A" or "B": only the validation pages of that half of the sites (annotate.validation_half)
     max_pages: int = 0  # cap on training pages (0 = all); for smoke tests
     # model
     init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
@@ -106,6 +107,11 @@ def training_and_validation_pages(cfg: TrainConfig) -> tuple[list[dict], list[di
                                          cfg.seed if cfg.split_seed is None else cfg.split_seed)
         if cfg.validate_on:  # e.g. only the gold pages' held-out sites, when the rest has noisier labels
             val_pages = [p for p in val_pages if p["source"] in cfg.validate_on]
+    if cfg.validation_half:
+        from .data.annotate import validation_half
+        from .data.pages import site_of
+
+        val_pages = [p for p in val_pages if validation_half(site_of(p)) == cfg.validation_half]
     if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
         val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
     return pages, val_pages

@@ -25,14 +25,15 @@ def answer_for(batch_json):
 
 
 def test_parse_answer_reports_every_slip():
-    got, errors = annotate.parse_answer("## page 1\n1-3 nav\n3 content\n## page 2\n1 ui\n9 cap\n## page 7\n",
-                                        {1: 4, 2: 2})
+    got, errors, _ = annotate.parse_answer("## page 1\n1-3 nav\n3 content\n## page 2 type=blog\n1 ui\n9 cap\n"
+                                           "## page 7\n", {1: 4, 2: 2})
     assert got == {}  # page 1: line 3 twice, line 4 missing; page 2: line 2 missing, 9 out of range
     text = "\n".join(errors)
     assert "line 3 labeled twice" in text and "lines without a label: 4" in text
-    assert "has lines 1-2, not 9-9" in text and "no page 7" in text
-    got, errors = annotate.parse_answer("## page 1\n1-2 navigation\n3 cap  # a credit\n4 ui_chrome\n", {1: 4})
-    assert errors == [] and got == {1: ["navigation", "navigation", "caption", "ui_chrome"]}
+    assert "has lines 1-2, not 9-9" in text and "no page 7" in text and "unknown page type 'blog'" in text
+    got, errors, types = annotate.parse_answer("## page 1 type=forum\n1-2 navigation\n3 cap  # a credit\n4 ui_chrome\n",
+                                               {1: 4})
+    assert errors == [] and got == {1: ["navigation", "navigation", "caption", "ui_chrome"]} and types == {1: "forum"}
 
 
 def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):

@@ -68,13 +68,17 @@ def test_build_end_to_end(tmp_path):
     assert "Per language" in card and "Weak labels against the gold dev pages" in card
 
 
-def test_build_leaves_out_the_sites_of_heldout_pages(tmp_path):
+def test_build_leaves_out_the_gold_validation_sites(tmp_path, monkeypatch):
+    from pagesieve.data import annotate
+
     make_corpus(tmp_path)  # sites site0..site3.example, two pages each
-    held = tmp_path / "validation.jsonl"
-    held.write_text(json.dumps({"id": "c/2", "url": "https://site2.example/a/2", "line_hashes": ["x"],
-                                "labels": ["content"]}) + "\n")  # stored gold: hashes only, no corpora needed
-    build(tmp_path / "out", corpora=tmp_path, gold_train=[tmp_path / "train.jsonl"], gold_dev=tmp_path / "dev.jsonl",
-          seed=3, workers=1, validation_fraction=0.5, heldout=[held])
+    monkeypatch.setattr(annotate, "site_split", lambda site, lang, train_sites: "validation" if site == "site2.example"
+                        else "train")
+    kw = dict(corpora=tmp_path, gold_train=[tmp_path / "train.jsonl"], gold_dev=tmp_path / "dev.jsonl", seed=3,
+              workers=1, validation_fraction=0.5)
+    build(tmp_path / "out", **kw)
     ids = {p["id"].split("#")[0] for p in rows(tmp_path / "out")}
     assert "c/2" not in ids and "c/6" not in ids  # both pages of site2
     assert {"c/3", "c/4", "c/5", "c/7"} <= ids
+    build(tmp_path / "all", hold_out_validation_sites=False, **kw)
+    assert {"c/2", "c/6"} <= {p["id"].split("#")[0] for p in rows(tmp_path / "all")}

@@ -37,6 +37,10 @@ VALIDATION_SHARE = {"en": 0.10, "de": 0.12}
 VALIDATION_SHARE_OTHER = 0.25  # rarer languages: a larger share, so validation spans many languages
 
 
+# corpora whose pages are all of one kind (page types otherwise come from the corpus or the annotator)
+CORPUS_PAGE_TYPE = {"formasaurus": "form", "recipe_scrapers": "recipe"}
+
+
 def line_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
@@ -48,6 +52,12 @@ def site_split(site: str, lang: str | None, train_sites: set) -> str:
     share = VALIDATION_SHARE.get(lang or "", VALIDATION_SHARE_OTHER)
     h = int(hashlib.sha1(f"pagesieve-validation:{site}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "validation" if h < share else "train"
+
+
+def validation_half(site: str) -> str:
+    """'A' or 'B' by a hash of the site: A chooses checkpoints inside a run (early stopping), B
+    decides between runs, so that decision is not made on the pages that picked the checkpoint."""
+    return "AB"[int(hashlib.sha1(f"pagesieve-half:{site}".encode()).hexdigest()[:8], 16) % 2]
 
 
 # ---------------------------------------------------------------- rendering with hints
@@ -111,17 +121,27 @@ def format_page(k: int, rec: dict, lines: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------- answers
-def parse_answer(text: str, n_lines: dict[int, int]) -> tuple[dict[int, list[str]], list[str]]:
-    """Answer text -> ({page number: labels}, errors). `n_lines`: page number -> its line count."""
+PAGE_TYPES = ("article", "listing", "forum", "product", "recipe", "form", "docs", "other")
+
+
+def parse_answer(text: str, n_lines: dict[int, int]) -> tuple[dict[int, list[str]], list[str], dict[int, str]]:
+    """Answer text -> ({page number: labels}, errors, {page number: page type}).
+    `n_lines`: page number -> its line count. A header may name the page type: `## page 3 type=forum`."""
     pages: dict[int, dict[int, str]] = {}
+    types: dict[int, str] = {}
     errors, cur = [], None
     for ln, raw in enumerate(text.splitlines(), 1):
         s = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("##") else raw.strip()
         if not s:
             continue
-        m = re.match(r"^##\s*page\s+(\d+)\s*$", s, re.I)
+        m = re.match(r"^##\s*page\s+(\d+)(?:\s+type\s*[=:]\s*(\w+))?\s*$", s, re.I)
         if m:
             cur = int(m.group(1))
+            if m.group(2):
+                if m.group(2).lower() in PAGE_TYPES:
+                    types[cur] = m.group(2).lower()
+                else:
+                    errors.append(f"line {ln}: unknown page type {m.group(2)!r} (use {', '.join(PAGE_TYPES)})")
             if cur not in n_lines:
                 errors.append(f"line {ln}: there is no page {cur} in this batch")
                 cur = None
@@ -160,7 +180,7 @@ def parse_answer(text: str, n_lines: dict[int, int]) -> tuple[dict[int, list[str
     for k in n_lines:
         if k not in pages:
             errors.append(f"page {k}: no '## page {k}' section")
-    return out, errors
+    return out, errors, types
 
 
 def _ranges(nums: list[int]) -> str:
@@ -283,8 +303,7 @@ def check(answer: Path) -> list[str]:
     """Errors of an answer file against its batch (W/answers/NAME.X.txt -> W/batches/NAME.json)."""
     batch = answer.parent.parent / "batches" / (answer.name.split(".")[0] + ".json")
     meta = json.loads(batch.read_text())
-    _, errors = parse_answer(answer.read_text(), {p["page"]: p["lines"] for p in meta})
-    return errors
+    return parse_answer(answer.read_text(), {p["page"]: p["lines"] for p in meta})[1]
 
 
 def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
@@ -298,11 +317,11 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
     for f in sorted((work / "answers").glob("*.txt")):
         batch, annotator = f.name.split(".")[0], f.name.split(".")[1]
         meta = json.loads((work / "batches" / f"{batch}.json").read_text())
-        got, errors = parse_answer(f.read_text(), {p["page"]: p["lines"] for p in meta})
+        got, errors, types = parse_answer(f.read_text(), {p["page"]: p["lines"] for p in meta})
         problems += [f"{f.name}: {e}" for e in errors]
         for p in meta:
             if p["page"] in got:
-                answers[p["id"]].append((batch, annotator, got[p["page"]], p["hashes"]))
+                answers[p["id"]].append((batch, annotator, got[p["page"]], p["hashes"], types.get(p["page"])))
     adjudicated = {}
     adj_f = work / "adjudicated.jsonl"
     if adj_f.exists():
@@ -315,11 +334,16 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
         rec = index[pid]
         first = ans[0]
         site = site_of(rec)
+        page_type = rec.get("page_type") or next((a[4] for a in ans if a[4]), None) or \
+            CORPUS_PAGE_TYPE.get(rec.get("corpus"))
         page = {"id": pid, "corpus": rec.get("corpus"), "url": rec.get("url"), "lang": rec.get("lang"),
-                "page_type": rec.get("page_type"), "site": site, "split": site_split(site, rec.get("lang"), train_sites),
+                "page_type": page_type, "site": site, "split": site_split(site, rec.get("lang"), train_sites),
                 "renderer": RENDERER, "line_hashes": first[3], "labels": first[2], "annotator": first[1]}
-        if len(ans) > 1:
-            page["labels_a"], page["labels_b"], page["annotator_b"] = first[2], ans[1][2], ans[1][1]
+        others = [a for a in ans[1:] if a[1] != first[1]]  # the same annotator twice is not independent
+        if len(others) < len(ans) - 1:
+            problems.append(f"{pid}: answered twice by {first[1]}: the second answer is not counted")
+        if others:
+            page["labels_a"], page["labels_b"], page["annotator_b"] = first[2], others[0][2], others[0][1]
             if pid in adjudicated:
                 page["labels"], page["adjudicated"] = adjudicated[pid]["labels"], adjudicated[pid].get("rule", "")
         records.append(page)
@@ -495,6 +519,9 @@ def main(argv=None):
     b = sub.add_parser("batch", help="write the next pages of the queue as WORK/batches/NAME.txt for an annotator")
     c = sub.add_parser("check", help="check an answer file (WORK/answers/NAME.ANNOTATOR.txt) against its batch")
     k = sub.add_parser("collect", help="all answers -> stored gold pages (line hashes + labels)")
+    h = sub.add_parser("halves", help="write the gold validation pages of half A and half B (by site), with their lines")
+    h.add_argument("--gold", type=Path, default=Path("data/gold/validation.jsonl"))
+    h.add_argument("--out", type=Path, required=True, help="folder for validation-A.jsonl and validation-B.jsonl")
     d = sub.add_parser("card", help="write the gold data card (GOLD/CARD.md) from the stored pages")
     d.add_argument("--gold", type=Path, default=Path("data/gold"))
     d.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
@@ -521,6 +548,13 @@ def main(argv=None):
         errors = check(args.answer)
         print("\n".join(errors) if errors else f"{args.answer}: OK, every line of every page labeled once")
         sys.exit(1 if errors else 0)
+    elif args.cmd == "halves":
+        from .pages import read_pages, write_pages
+
+        pages = list(read_pages(args.gold))
+        for half in "AB":
+            n = write_pages([p for p in pages if validation_half(p["site"]) == half], args.out / f"validation-{half}.jsonl")
+            print(f"{args.out / f'validation-{half}.jsonl'}: {n} pages", file=sys.stderr)
     elif args.cmd == "collect":
         collect(args.work, args.corpora, args.out, args.gold_train)
     else:

@@ -167,9 +167,12 @@ def agreement(records_by_id: dict, gold_dev: list[dict]) -> dict:
 
 def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | list | None = DEFAULT_GOLD_TRAIN,
           gold_dev: Path | None = DEFAULT_GOLD_DEV, seed: int = 0, validation_fraction: float = 0.05,
-          workers: int = 2, limit: int = 0, heldout: list | None = None) -> dict:
-    """`gold_train`: one or more labeled-page files whose labels replace weak ones; `heldout`:
-    labeled-page files whose *sites* are never built (the gold validation sites stay unseen)."""
+          workers: int = 2, limit: int = 0, hold_out_validation_sites: bool = True) -> dict:
+    """`gold_train`: one or more labeled-page files whose labels replace weak ones. Records on the
+    sites that the gold validation draws from (`annotate.site_split`) are never built, so a model
+    is chosen on sites it has not seen, annotated yet or not."""
+    from .annotate import site_split
+
     from datasets import Dataset, DatasetDict, Features, Sequence, Value
     from tqdm import tqdm
 
@@ -179,7 +182,7 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | list | 
     dev_ids = {p["id"] for p in dev}
     gold_files = [gold_train] if isinstance(gold_train, (str, Path)) else list(gold_train or [])
     gold = {p["id"]: p for f in gold_files if Path(f).exists() for p in read_pages(f)}
-    held_sites = {site_of(p) for f in heldout or [] if Path(f).exists() for p in read_pages(f, resolve_lines=False)}
+    shared_train_sites = {site_of(p) for p in read_pages(DEFAULT_GOLD_TRAIN)} if DEFAULT_GOLD_TRAIN.exists() else set()
     rejects, pages, dev_records, train_records = [], [], {}, {}
     n_held = 0
 
@@ -193,7 +196,8 @@ def build(out: Path, corpora: Path = DEFAULT_CORPORA, gold_train: Path | list | 
             if rec.get("id") in dev_ids:  # never train on the measuring pages
                 dev_records[rec["id"]] = rec
                 continue
-            if held_sites and site_of(rec) in held_sites:  # nor on the validation sites
+            if hold_out_validation_sites and rec.get("id") not in gold and \
+                    site_split(site_of(rec), rec.get("lang"), shared_train_sites) == "validation":
                 n_held += 1
                 continue
             n += 1
@@ -309,8 +313,8 @@ def main(argv=None):
     b.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="folder of corpus *.jsonl.gz files")
     b.add_argument("--gold-train", type=Path, nargs="+", default=[DEFAULT_GOLD_TRAIN, PROJECT_GOLD / "train.jsonl"],
                    help="gold pages whose labels replace weak ones (default: the shared and the project's gold train)")
-    b.add_argument("--heldout", type=Path, nargs="*", default=[PROJECT_GOLD / "validation.jsonl"],
-                   help="labeled pages whose sites are never built (default: the project's gold validation)")
+    b.add_argument("--keep-validation-sites", action="store_true",
+                   help="also build the pages of the gold validation sites (by default they are left out)")
     b.add_argument("--gold-dev", type=Path, default=DEFAULT_GOLD_DEV, help="gold pages to measure against (never built)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--validation-fraction", type=float, default=0.05, help="share of sites held out")
@@ -325,7 +329,7 @@ def main(argv=None):
         if not args.corpora.exists():
             ap.error(f"{args.corpora}: no such folder (pass --corpora)")
         build(args.out, args.corpora, args.gold_train, args.gold_dev, args.seed, args.validation_fraction,
-              args.workers, args.limit, args.heldout)
+              args.workers, args.limit, not args.keep_validation_sites)
     else:
         from .pages import write_pages
 

@@ -40,10 +40,8 @@ def check_page(page: dict) -> str | None:
     return None
 
 
-def read_pages(source: str | Path, split: str = "train", strict: bool = False,
-               resolve_lines: bool = True) -> Iterator[dict]:
-    """Yield labeled pages; a bad record is reported on stderr and skipped (or raised if strict).
-    `resolve_lines=False` yields hash-only gold pages as stored (no corpora needed)."""
+def read_pages(source: str | Path, split: str = "train", strict: bool = False) -> Iterator[dict]:
+    """Yield labeled pages; a bad record is reported on stderr and skipped (or raised if strict)."""
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -75,7 +73,7 @@ def read_pages(source: str | Path, split: str = "train", strict: bool = False,
                         raise ValueError(msg)
                     print(msg, file=sys.stderr)
                     continue
-                if "lines" not in page and resolve_lines:
+                if "lines" not in page:
                     hash_only.append(page)
                     continue
                 yield page
