@@ -25,15 +25,17 @@ def answer_for(batch_json):
 
 
 def test_parse_answer_reports_every_slip():
-    got, errors, _ = annotate.parse_answer("## page 1\n1-3 nav\n3 content\n## page 2 type=blog\n1 ui\n9 cap\n"
-                                           "## page 7\n", {1: 4, 2: 2})
+    a = annotate.parse_answer("## page 1\n1-3 nav\n3 content\n## page 2 type=blog\n1 ui\n9 cap\n## page 7\n",
+                              {1: 4, 2: 2})
+    got, errors = a.labels, a.errors
     assert got == {}  # page 1: line 3 twice, line 4 missing; page 2: line 2 missing, 9 out of range
     text = "\n".join(errors)
     assert "line 3 labeled twice" in text and "lines without a label: 4" in text
     assert "has lines 1-2, not 9-9" in text and "no page 7" in text and "unknown page type 'blog'" in text
-    got, errors, types = annotate.parse_answer("## page 1 type=forum\n1-2 navigation\n3 cap  # a credit\n4 ui_chrome\n",
-                                               {1: 4})
-    assert errors == [] and got == {1: ["navigation", "navigation", "caption", "ui_chrome"]} and types == {1: "forum"}
+    a = annotate.parse_answer("## page 1 type=forum\n1-2 navigation\n3 cap  # a credit\nrule: credits are captions\n"
+                              "4 ui_chrome\n", {1: 4})
+    assert a.errors == [] and a.labels == {1: ["navigation", "navigation", "caption", "ui_chrome"]}
+    assert a.types == {1: "forum"} and a.notes == {1: "credits are captions"}
 
 
 def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..labels import LABELS
@@ -124,11 +125,19 @@ def format_page(k: int, rec: dict, lines: list[dict]) -> str:
 PAGE_TYPES = ("article", "listing", "forum", "product", "recipe", "form", "docs", "other")
 
 
-def parse_answer(text: str, n_lines: dict[int, int]) -> tuple[dict[int, list[str]], list[str], dict[int, str]]:
-    """Answer text -> ({page number: labels}, errors, {page number: page type}).
-    `n_lines`: page number -> its line count. A header may name the page type: `## page 3 type=forum`."""
+@dataclass
+class Answer:
+    labels: dict  # page number -> one label per line (pages answered completely)
+    errors: list
+    types: dict  # page number -> page type, where the header names one (`## page 3 type=forum`)
+    notes: dict  # page number -> a reviewer's `rule: ...` line
+
+
+def parse_answer(text: str, n_lines: dict[int, int]) -> Answer:
+    """An answer file's text; `n_lines`: page number -> its line count."""
     pages: dict[int, dict[int, str]] = {}
     types: dict[int, str] = {}
+    notes: dict[int, str] = {}
     errors, cur = [], None
     for ln, raw in enumerate(text.splitlines(), 1):
         s = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("##") else raw.strip()
@@ -150,6 +159,9 @@ def parse_answer(text: str, n_lines: dict[int, int]) -> tuple[dict[int, list[str
                 cur = None
             else:
                 pages[cur] = {}
+            continue
+        if re.match(r"^(rule|note)\s*:", s, re.I) and cur is not None:  # a reviewer's reason
+            notes[cur] = (notes.get(cur, "") + " " + s.split(":", 1)[1].strip()).strip()
             continue
         m = re.match(r"^(\d+)\s*(?:-\s*(\d+))?\s*[:\s]\s*([a-z_]+)\s*$", s, re.I)
         if not m:
@@ -180,7 +192,7 @@ def parse_answer(text: str, n_lines: dict[int, int]) -> tuple[dict[int, list[str
     for k in n_lines:
         if k not in pages:
             errors.append(f"page {k}: no '## page {k}' section")
-    return out, errors, types
+    return Answer(out, errors, types, notes)
 
 
 def _ranges(nums: list[int]) -> str:
@@ -303,31 +315,36 @@ def check(answer: Path) -> list[str]:
     """Errors of an answer file against its batch (W/answers/NAME.X.txt -> W/batches/NAME.json)."""
     batch = answer.parent.parent / "batches" / (answer.name.split(".")[0] + ".json")
     meta = json.loads(batch.read_text())
-    return parse_answer(answer.read_text(), {p["page"]: p["lines"] for p in meta})[1]
+    return parse_answer(answer.read_text(), {p["page"]: p["lines"] for p in meta}).errors
 
 
-def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
-    """Answers -> stored gold pages (line hashes + labels); a page with two answers keeps both
-    (`labels`: the first annotator's, or the adjudicated one; `labels_b`: the second's)."""
-    from .pages import read_pages
-
-    train_sites = {site_of(p) for p in read_pages(gold_train)}
-    answers = collections.defaultdict(list)  # id -> [(batch, annotator, labels, hashes)]
-    problems = []
+def _answers(work: Path) -> tuple[dict, dict, list]:
+    """All answer files: ({id: [(batch, annotator, labels, hashes, page type)]} of annotations,
+    {id: (reviewer, labels, rule)} of reviews (batches named r...), problems)."""
+    answers, reviews, problems = collections.defaultdict(list), {}, []
     for f in sorted((work / "answers").glob("*.txt")):
         batch, annotator = f.name.split(".")[0], f.name.split(".")[1]
         meta = json.loads((work / "batches" / f"{batch}.json").read_text())
-        got, errors, types = parse_answer(f.read_text(), {p["page"]: p["lines"] for p in meta})
-        problems += [f"{f.name}: {e}" for e in errors]
+        got = parse_answer(f.read_text(), {p["page"]: p["lines"] for p in meta})
+        problems += [f"{f.name}: {e}" for e in got.errors]
         for p in meta:
-            if p["page"] in got:
-                answers[p["id"]].append((batch, annotator, got[p["page"]], p["hashes"], types.get(p["page"])))
-    adjudicated = {}
-    adj_f = work / "adjudicated.jsonl"
-    if adj_f.exists():
-        for l in open(adj_f):
-            a = json.loads(l)
-            adjudicated[a["id"]] = a
+            if p["page"] not in got.labels:
+                continue
+            if batch.startswith("r"):
+                reviews[p["id"]] = (annotator, got.labels[p["page"]], got.notes.get(p["page"], ""))
+            else:
+                answers[p["id"]].append((batch, annotator, got.labels[p["page"]], p["hashes"], got.types.get(p["page"])))
+    return answers, reviews, problems
+
+
+def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
+    """Answers -> stored gold pages (line hashes + labels). A doubly annotated page keeps both
+    independent answers (`labels_a`, `labels_b`); a reviewed page (a review batch settled its
+    disagreements) takes the reviewer's labels and rule; otherwise `labels` are the first answer's."""
+    from .pages import read_pages
+
+    train_sites = {site_of(p) for p in read_pages(gold_train)}
+    answers, reviews, problems = _answers(work)
     index = {i: r for i, r in _corpus_index(corpora).items() if i in answers}
     records = []
     for pid, ans in sorted(answers.items()):
@@ -344,8 +361,8 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
             problems.append(f"{pid}: answered twice by {first[1]}: the second answer is not counted")
         if others:
             page["labels_a"], page["labels_b"], page["annotator_b"] = first[2], others[0][2], others[0][1]
-            if pid in adjudicated:
-                page["labels"], page["adjudicated"] = adjudicated[pid]["labels"], adjudicated[pid].get("rule", "")
+        if pid in reviews:
+            page["reviewer"], page["labels"], page["review_rule"] = reviews[pid]
         records.append(page)
     out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "validation"):
@@ -355,12 +372,72 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
                     fh.write(json.dumps(p, ensure_ascii=False) + "\n")
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"collect: {len(records)} pages ({sum('labels_b' in p for p in records)} double) -> {out}; "
-          f"{len(problems)} problems", file=sys.stderr)
+    print(f"collect: {len(records)} pages ({sum('labels_b' in p for p in records)} double, {len(reviews)} reviewed) "
+          f"-> {out}; {len(problems)} problems", file=sys.stderr)
     return {"pages": len(records), "problems": problems}
 
 
-# ---------------------------------------------------------------- reading stored gold
+def _as_ranges(labels: list[str]) -> list[str]:
+    out, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out.append(f"{start + 1}-{i} {labels[start]}" if i - start > 1 else f"{i} {labels[start]}")
+            start = i
+    return out
+
+
+def make_review(work: Path, corpora: Path, names: list[str], n_pages: int, max_batch_lines: int, gold: Path) -> list[Path]:
+    """Review batches (named r...): doubly annotated pages whose two answers differ, then pages
+    whose labels and ground-truth hints disagree badly (`hint_disagreement`). Each page shows both
+    answers (or the answer and the hint) line by line, and the current labels as ranges to edit."""
+    answers, reviews, _ = _answers(work)
+    stored = {p["id"]: p for f in ("train", "validation") for l in open(gold / f"{f}.jsonl") if l.strip()
+              for p in [json.loads(l)]}
+    todo = [i for i, p in stored.items() if "labels_b" in p and p["labels_a"] != p["labels_b"]]
+    flagged = [d["id"] for d in hint_disagreement(list(stored.values()), corpora)
+               if d["g_not_content"] > 0.3 or d["content_not_g"] > 0.5]
+    state_f = work / "state.json"
+    state = json.loads(state_f.read_text())
+    taken = state.setdefault("review", {})
+    todo = [i for i in todo + [f for f in flagged if f not in todo] if i not in taken and i not in reviews]
+    index = {i: r for i, r in _corpus_index(corpora).items() if i in set(todo)}
+    paths = []
+    for name in names:
+        chosen, total = [], 0
+        while todo and len(chosen) < n_pages and (not chosen or total + len(stored[todo[0]]["labels"]) <= max_batch_lines):
+            chosen.append(todo.pop(0))
+            total += len(stored[chosen[-1]]["labels"])
+        if not chosen:
+            break
+        text, meta = [], []
+        for k, pid in enumerate(chosen, 1):
+            p, rec = stored[pid], index[pid]
+            lines = hinted_lines(rec)
+            assert [line_hash(l["text"]) for l in lines] == p["line_hashes"], pid
+            a, b = p.get("labels_a", p["labels"]), p.get("labels_b")
+            why = "two annotators disagree" if b else "the labels and the corpus's ground-truth hints (G) disagree"
+            rows = [f"=== PAGE {k} · id {pid} · lang {rec.get('lang') or '?'} · {len(lines)} lines · url "
+                    f"{rec.get('url') or '?'} · to review: {why}"]
+            for i, l in enumerate(lines):
+                text_ = l["text"].replace("\t", " ⇥ ")
+                text_ = text_[:MAX_SHOWN] + (f" …(+{len(text_) - MAX_SHOWN} chars)" if len(text_) > MAX_SHOWN else "")
+                lab = a[i] if b is None or a[i] == b[i] else f"{a[i]} | {b[i]}  <<<"
+                flag = "  <<<" if b is None and ((l["gt"] == "G") != (a[i] == "content")) else ""
+                rows.append(f"{i + 1:>4} {(l['gt'] or '-') + ('a' if l['link'] else '-')} [{l['dom'][:40]}] "
+                            f"{{{lab}}}{flag} {text_}")
+            rows.append(f"--- current labels of page {k} as ranges (first annotator), to edit:")
+            rows += _as_ranges(a)
+            text.append("\n".join(rows) + "\n")
+            meta.append({"page": k, "id": pid, "lines": len(lines), "hashes": p["line_hashes"]})
+            taken[pid] = name
+        (work / "batches" / f"{name}.txt").write_text("\n".join(text))
+        (work / "batches" / f"{name}.json").write_text(json.dumps(meta))
+        state_f.write_text(json.dumps(state))
+        print(f"{name}: {len(chosen)} pages to review, {total} lines", file=sys.stderr)
+        paths.append(work / "batches" / f"{name}.txt")
+    return paths
+
+
 def corpora_dir() -> Path:
     """Where hash-only gold pages find their HTML: $PAGESIEVE_CORPORA or ../shared/data/corpora."""
     import os
@@ -522,6 +599,14 @@ def main(argv=None):
     h = sub.add_parser("halves", help="write the gold validation pages of half A and half B (by site), with their lines")
     h.add_argument("--gold", type=Path, default=Path("data/gold/validation.jsonl"))
     h.add_argument("--out", type=Path, required=True, help="folder for validation-A.jsonl and validation-B.jsonl")
+    r = sub.add_parser("review", help="review batches (named r...): disagreements of double annotation, then pages "
+                                      "whose labels and ground-truth hints disagree")
+    r.add_argument("names", nargs="+")
+    r.add_argument("--work", type=Path, required=True)
+    r.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
+    r.add_argument("--gold", type=Path, default=Path("data/gold"))
+    r.add_argument("--pages", type=int, default=8)
+    r.add_argument("--max-batch-lines", type=int, default=1500)
     d = sub.add_parser("card", help="write the gold data card (GOLD/CARD.md) from the stored pages")
     d.add_argument("--gold", type=Path, default=Path("data/gold"))
     d.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
@@ -548,6 +633,8 @@ def main(argv=None):
         errors = check(args.answer)
         print("\n".join(errors) if errors else f"{args.answer}: OK, every line of every page labeled once")
         sys.exit(1 if errors else 0)
+    elif args.cmd == "review":
+        make_review(args.work, args.corpora, args.names, args.pages, args.max_batch_lines, args.gold)
     elif args.cmd == "halves":
         from .pages import read_pages, write_pages
 
