@@ -7,15 +7,21 @@ directory or a glob: one page per file) and a saved Hugging Face `datasets` data
 
 Every input record gives exactly one output record, in input order: `{"id", "labels": [one per
 input line, null for blank lines], ...}`, or `{"id", "error": reason}` when it cannot be read (bad
-JSON, bad encoding, no text field, empty page...). Work is written in shards of `shard_size`
-records next to the output (`OUTPUT.parts/`) with a manifest, so a killed run started again with the
-same command continues where it stopped; the finished output is byte-identical to an uninterrupted
-run. Reading, HTML rendering and tokenizing run while the model works: in a background thread, or
-in `workers` processes.
+JSON, bad encoding, no text field, empty page, over a `Limits` size...). Text is split into lines
+at \\n, \\r\\n and \\r only. A truncated or corrupt input file gives its readable records, then an
+error record "truncated or corrupt input" for what is lost.
+
+Work is written in shards of `shard_size` records next to the output (`OUTPUT.parts/`, locked by
+one run at a time) with a manifest, so a killed run started again with the same command continues
+where it stopped; the finished output is byte-identical to an uninterrupted run. The manifest holds
+the run's identity (input fingerprints, model, runtime, options) and each shard's record count and
+checksum: a changed input, model or runtime is refused, a damaged shard is redone. Reading, HTML
+rendering and tokenizing run while the model works: in a background thread, or in `workers` processes.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import glob
 import gzip
 import hashlib
@@ -23,9 +29,12 @@ import io
 import json
 import os
 import queue
+import re
 import shutil
 import sys
 import threading
+import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -49,6 +58,15 @@ class Fields:
 
 
 @dataclass
+class Limits:
+    """Per-record limits: a record over one becomes an error record (memory stays bounded whatever
+    the input: a gzip bomb of one endless line is skipped, not read)."""
+    record_bytes: int = 5_000_000
+    line_bytes: int = 100_000
+    lines: int = 20_000
+
+
+@dataclass
 class Record:
     id: str
     lines: list[str] | None = None
@@ -63,7 +81,50 @@ def check_page(rec: Record) -> Record:
     return rec
 
 
+def _utf8_over(s: str | list[str], limit: int) -> bool:
+    """Is the text (or the lines, joined) over `limit` bytes in UTF-8? Encoded only when it may be
+    (a character is at most 4 bytes)."""
+    if isinstance(s, list):
+        if sum(map(len, s)) + len(s) <= limit // 4:
+            return False
+        s = "\n".join(s)
+    return len(s) > limit or (len(s) > limit // 4 and len(s.encode("utf-8", "surrogatepass")) > limit)
+
+
+def too_large(limit: int) -> str:
+    return f"record too large (over {limit} bytes)"
+
+
+def check_limits(rec: Record, limits: Limits) -> Record:
+    """Lines per page and bytes per line (the bytes per record are checked by the readers)."""
+    if rec.error is None:
+        if len(rec.lines) > limits.lines:
+            rec.error = f"too many lines ({len(rec.lines)}, over {limits.lines})"
+        else:
+            long = next((i for i, l in enumerate(rec.lines) if _utf8_over(l, limits.line_bytes)), None)
+            if long is not None:
+                rec.error = f"line too long (line {long + 1} is over {limits.line_bytes} bytes)"
+        if rec.error:
+            rec.lines = None
+    return rec
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a text, split at \\n, \\r\\n and \\r only, so that they align with
+    `text.split("\\n")`: str.splitlines() also splits at U+2028, U+2029, \\x85, \\f, \\v and \\x1c-\\x1e,
+    which are text inside a line here. A final newline ends the last line (as with splitlines)."""
+    lines = _NEWLINE.split(text)
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 BAD_ENCODING = "bad encoding (not UTF-8)"
+# the error of the record standing for what a truncated or corrupt input file no longer gives
+CORRUPT = "truncated or corrupt input"
 
 
 def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = "utf-8") -> Record:
@@ -72,7 +133,7 @@ def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = 
         text = data.decode(encoding)
     except UnicodeDecodeError:
         return Record(rid, extra=extra or {}, error=BAD_ENCODING)
-    return check_page(Record(rid, lines=text.splitlines(), extra=extra or {}))
+    return check_page(Record(rid, lines=split_lines(text), extra=extra or {}))
 
 
 def render(rec: Record, renderer: str) -> Record:
@@ -113,37 +174,130 @@ def detect_format(path: str) -> str:
     raise ValueError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})")
 
 
-def open_binary(path: str):
-    if path.endswith((".zst", ".zstd")):
+class CorruptInput(OSError):
+    """An input file that ends too early or holds data that does not decode."""
+
+
+class _ZstdStream(io.RawIOBase):
+    """The decompressed bytes of a .zst file, any number of frames. zstandard's stream_reader stops
+    quietly where a truncated file ends; this raises CorruptInput there. Compressed data is fed 1 KiB
+    at a time, so even a zstd bomb decompresses in bounded pieces (at most ~32 MB)."""
+
+    def __init__(self, path: str):
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True))
+        self._src = open(path, "rb")
+        self._zstd = zstandard.ZstdDecompressor()
+        self._error = zstandard.ZstdError
+        self._frame = None  # the decompressor of the frame being read, None between frames
+        self._out, self._pos = b"", 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf) -> int:
+        while self._pos == len(self._out):
+            data = self._src.read(1024)
+            if not data:
+                if self._frame is not None:
+                    raise CorruptInput("the zstd data ends inside a frame (truncated file)")
+                return 0
+            self._out, self._pos = self._decompress(data), 0
+        n = min(len(buf), len(self._out) - self._pos)
+        buf[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _decompress(self, data: bytes) -> bytes:
+        out = []
+        try:
+            while data:
+                if self._frame is None:
+                    self._frame = self._zstd.decompressobj()
+                out.append(self._frame.decompress(data))
+                data = b""
+                if self._frame.eof:  # the next frame starts in what is left
+                    data, self._frame = self._frame.unused_data, None
+        except self._error as e:
+            raise CorruptInput(f"corrupt zstd data ({e})") from None
+        return b"".join(out)
+
+    def close(self):
+        self._src.close()
+        super().close()
+
+
+def open_binary(path: str):
+    if path.endswith((".zst", ".zstd")):
+        return io.BufferedReader(_ZstdStream(path))
     if path.endswith(".gz"):
         return gzip.open(path, "rb")
     return open(path, "rb")
 
 
-def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool) -> Record:
+def _bounded_lines(fh, limit: int) -> Iterator[bytes | None]:
+    """The lines of a binary file; None for a line over `limit` bytes, which is skipped, never held
+    in memory whole."""
+    while True:
+        line = fh.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield line
+
+
+# JSON escapes of UTF-16 surrogates: json.loads turns a lone one (a cut emoji) into a str that
+# cannot be written as UTF-8
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value):
+    """A parsed JSON value with each lone surrogate replaced by U+FFFD (one character for one: the
+    lines stay the same)."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, limits: Limits | None = None) -> Record:
     if not isinstance(rec, dict):
         return Record(fallback_id, error="not a JSON object")
+    limits = limits or Limits()
     rid = rec.get(fields.id)
     rid = str(rid) if rid is not None else fallback_id
     extra = {k: v for k, v in rec.items() if k not in (fields.text, fields.lines, fields.html, fields.id)} if keep_fields else {}
+    html = None
     if isinstance(rec.get(fields.lines), list):
-        lines = [l if isinstance(l, str) else ("" if l is None else str(l)) for l in rec[fields.lines]]
+        page = [l if isinstance(l, str) else ("" if l is None else str(l)) for l in rec[fields.lines]]
     elif isinstance(rec.get(fields.text), str):
-        lines = rec[fields.text].splitlines()
+        page = rec[fields.text]
     elif isinstance(rec.get(fields.html), str):
-        return Record(rid, extra=extra, html=rec[fields.html])
+        page = html = rec[fields.html]
     else:
         return Record(rid, extra=extra, error=f"no text field (looked for {fields.lines!r}, {fields.text!r}, {fields.html!r})")
-    return check_page(Record(rid, lines=lines, extra=extra))
+    if _utf8_over(page, limits.record_bytes):
+        return Record(rid, extra=extra, error=too_large(limits.record_bytes))
+    if html is not None:
+        return Record(rid, extra=extra, html=page)
+    return check_page(Record(rid, lines=split_lines(page) if isinstance(page, str) else page, extra=extra))
 
 
-def read_jsonl(path, fields, keep_fields) -> Iterator[Record]:
+def read_jsonl(path, fields, keep_fields, limits: Limits) -> Iterator[Record]:
     with open_binary(path) as fh:
-        for n, raw in enumerate(fh, 1):
+        for n, raw in enumerate(_bounded_lines(fh, limits.record_bytes), 1):
             fallback = f"{path}:{n}"
+            if raw is None:
+                yield Record(fallback, error=too_large(limits.record_bytes))
+                continue
             if not raw.strip():
                 yield Record(fallback, error="blank line")
                 continue
@@ -157,11 +311,14 @@ def read_jsonl(path, fields, keep_fields) -> Iterator[Record]:
             except json.JSONDecodeError as e:
                 yield Record(fallback, error=f"bad JSON ({e.msg})")
                 continue
-            yield record_from_dict(rec, fallback, fields, keep_fields)
+            if _SURROGATE_ESCAPE.search(text):
+                rec = _without_lone_surrogates(rec)
+            yield record_from_dict(rec, fallback, fields, keep_fields, limits)
 
 
-def read_parquet(path, fields, keep_fields) -> Iterator[Record]:
+def read_parquet(path, fields, keep_fields, limits: Limits) -> Iterator[Record]:
     import pyarrow.parquet as pq
+    from pyarrow import ArrowException
 
     pf = pq.ParquetFile(path)
     wanted = {fields.id, fields.text, fields.lines, fields.html}
@@ -170,13 +327,36 @@ def read_parquet(path, fields, keep_fields) -> Iterator[Record]:
     # (None when none is there: every row then becomes a "no text field" error record.)
     columns = None if keep_fields else [c for c in pf.schema_arrow.names if c in wanted] or None
     n = 0
-    for batch in pf.iter_batches(batch_size=256, columns=columns):
-        for row in batch.to_pylist():
-            n += 1
-            yield record_from_dict(row, f"{path}:{n}", fields, keep_fields)
+    for group in range(pf.num_row_groups):  # one by one: a corrupt row group loses its rows only
+        rows = pf.metadata.row_group(group).num_rows
+        try:
+            for batch in pf.iter_batches(batch_size=256, row_groups=[group], columns=columns):
+                for row in batch.to_pylist():
+                    n += 1
+                    rows -= 1
+                    yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, limits)
+        except (OSError, ArrowException) as e:
+            for _ in range(rows):  # still one output record per input row
+                n += 1
+                yield Record(f"{path}:{n}", error=f"{CORRUPT} (row group {group}: {type(e).__name__})")
 
 
-def read_warc(path, fmt) -> Iterator[Record]:
+def _warc_body(rec, limit: int) -> tuple[bytes, str | None]:
+    """A WARC record's payload (up to `limit` + 1 bytes) and what is wrong with it, if anything:
+    a record cut short (Content-Length beyond the end of the data) or over the limit."""
+    stream, chunks, size = rec.content_stream(), [], 0
+    while size <= limit and (chunk := stream.read(min(1 << 16, limit + 1 - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    while rec.raw_stream.read(1 << 20):  # the rest of the record: past the limit, or after the payload
+        pass
+    missing = getattr(rec.raw_stream, "limit", 0)  # bytes of Content-Length never read: the data ended
+    if missing:
+        return b"", f"{CORRUPT} (record cut short: {missing} of its {rec.length} bytes missing)"
+    return b"".join(chunks), (too_large(limit) if size > limit else None)
+
+
+def read_warc(path, fmt, limits: Limits) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as fh:
@@ -187,9 +367,11 @@ def read_warc(path, fmt) -> Iterator[Record]:
             rid = rec.rec_headers.get_header("WARC-Record-ID") or f"{path}:{n}"
             extra = {"url": rec.rec_headers.get_header("WARC-Target-URI")}
             try:
-                body = rec.content_stream().read()
-            except Exception as e:  # truncated or corrupt record
-                yield Record(rid, extra=extra, error=f"unreadable record ({type(e).__name__})")
+                body, problem = _warc_body(rec, limits.record_bytes)
+            except Exception as e:  # corrupt record (warcio raises many kinds)
+                body, problem = b"", f"unreadable record ({type(e).__name__})"
+            if problem:
+                yield Record(rid, extra=extra, error=problem)
                 continue
             if fmt == "warc":
                 ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
@@ -201,15 +383,20 @@ def read_warc(path, fmt) -> Iterator[Record]:
             yield text_page(rid, body, extra)
 
 
-def read_text_files(path) -> Iterator[Record]:
+def _text_files(path: str) -> list[str]:
     if os.path.isdir(path):
-        files = sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
-    elif any(ch in path for ch in "*?["):
-        files = sorted(glob.glob(path, recursive=True))
-    else:
-        files = [path]
-    for f in files:
+        return sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+    if any(ch in path for ch in "*?["):
+        return sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
+    return [path]
+
+
+def read_text_files(path, limits: Limits) -> Iterator[Record]:
+    for f in _text_files(path):
         try:
+            if os.path.getsize(f) > limits.record_bytes:
+                yield Record(f, error=too_large(limits.record_bytes))
+                continue
             data = Path(f).read_bytes()
         except OSError as e:
             yield Record(f, error=f"unreadable ({e.strerror})")
@@ -220,34 +407,61 @@ def read_text_files(path) -> Iterator[Record]:
         yield text_page(f, data, encoding="utf-8-sig")  # a byte-order mark is not text
 
 
-def read_hf(path, fields, keep_fields, split) -> Iterator[Record]:
+def read_hf(path, fields, keep_fields, split, limits: Limits) -> Iterator[Record]:
     from datasets import DatasetDict, load_from_disk
 
     ds = load_from_disk(path)
     if isinstance(ds, DatasetDict):
         ds = ds[split]
     for n, row in enumerate(ds, 1):
-        yield record_from_dict(row, f"{path}:{n}", fields, keep_fields)
+        yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, limits)
 
 
-def read_records(path: str, fmt: str | None = None, fields: Fields | None = None, keep_fields: bool = False,
-                 hf_split: str = "train") -> Iterator[Record]:
-    """The records of one input, in order. HTML pages come with `html` set: `render` makes them lines."""
-    fields = fields or Fields()
+def _salvaged(path: str, records: Iterator[Record], errors: tuple) -> Iterator[Record]:
+    """A reader's records; when the file turns out truncated or corrupt, the records read so far,
+    then one error record for the rest of the file (not a traceback that loses them all)."""
+    n = 0
+    try:
+        for r in records:
+            n += 1
+            yield r
+    except errors as e:
+        detail = str(e) or type(e).__name__
+        yield Record(f"{path}:{n + 1}", error=f"{CORRUPT} ({detail}; the rest of {path} is lost)")
+
+
+def check_input(path: str, fmt: str | None = None) -> str:
+    """The input's format, once it is known to be there (before any model is loaded)."""
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt != "text" and not os.path.exists(path):
+    if fmt == "text" and any(ch in path for ch in "*?[") and not os.path.exists(path):
+        if not _text_files(path):
+            raise FileNotFoundError(f"{path}: no file matches")
+    elif not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    return fmt
+
+
+def read_records(path: str, fmt: str | None = None, fields: Fields | None = None, keep_fields: bool = False,
+                 hf_split: str = "train", limits: Limits | None = None) -> Iterator[Record]:
+    """The records of one input, in order. HTML pages come with `html` set: `render` makes them lines."""
+    fields, limits = fields or Fields(), limits or Limits()
+    fmt = check_input(path, fmt)
+    corrupt = (OSError, EOFError, zlib.error)  # CorruptInput, gzip's BadGzipFile and EOFError, read errors
     if fmt == "jsonl":
-        return read_jsonl(path, fields, keep_fields)
+        return _salvaged(path, read_jsonl(path, fields, keep_fields, limits), corrupt)
     if fmt == "parquet":
-        return read_parquet(path, fields, keep_fields)
+        from pyarrow import ArrowException
+
+        return _salvaged(path, read_parquet(path, fields, keep_fields, limits), (*corrupt, ArrowException))
     if fmt in ("wet", "warc"):
-        return read_warc(path, fmt)
+        from warcio.exceptions import ArchiveLoadFailed
+
+        return _salvaged(path, read_warc(path, fmt, limits), (*corrupt, ArchiveLoadFailed))
     if fmt == "hf":
-        return read_hf(path, fields, keep_fields, hf_split)
-    return read_text_files(path)
+        return read_hf(path, fields, keep_fields, hf_split, limits)
+    return read_text_files(path, limits)
 
 
 # -- output records ----------------------------------------------------------------------------

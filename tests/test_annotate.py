@@ -70,11 +70,13 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
     bad.write_text("## page 1\n1 content\n")
     assert annotate.check(bad) and bad.unlink() is None
 
+    (work / "answers" / "d1.x.txt").write_text((work / "answers" / "b1.x.txt").read_text())  # x again: not independent
     annotate.collect(work, corpora, tmp_path / "gold", corpora / "train.jsonl")
     stored = [json.loads(l) for f in ("train", "validation") for l in open(tmp_path / "gold" / f"{f}.jsonl")]
     assert len(stored) == 6 and all("lines" not in p and len(p["line_hashes"]) == len(p["labels"]) for p in stored)
     doubled = [p for p in stored if "labels_b" in p]
     assert len(doubled) == 1 and doubled[0]["labels_b"][0] == "ui_chrome" != doubled[0]["labels_a"][0]
+    assert doubled[0]["annotator_b"] == "z"
     ag = annotate.agreement(stored)
     assert ag["pages"] == 1 and ag["accuracy"] < 1
 
@@ -85,6 +87,22 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
     for p in pages.values():
         assert [label_of(l) for l in p["lines"]] == p["labels"]
 
+    # a review batch shows the disagreement; the reviewer's labels and rule win, the answers stay for agreement
+    (paths,) = annotate.make_review(work, corpora, ["r1"], 5, 1000, tmp_path / "gold")
+    assert "<<<" in paths.read_text() and "current labels of page 1" in paths.read_text()
+    meta = json.loads((work / "batches" / "r1.json").read_text())
+    assert [m["id"] for m in meta] == [doubled[0]["id"]]
+    final = list(doubled[0]["labels_a"])
+    final[0] = "ui_chrome"
+    (work / "answers" / "r1.rev.txt").write_text("## page 1\nrule: the top line is a button\n" +
+                                                  "\n".join(annotate._as_ranges(final)) + "\n")
+    assert annotate.check(work / "answers" / "r1.rev.txt") == []
+    annotate.collect(work, corpora, tmp_path / "gold", corpora / "train.jsonl")
+    stored = [json.loads(l) for f in ("train", "validation") for l in open(tmp_path / "gold" / f"{f}.jsonl")]
+    rev = next(p for p in stored if p["id"] == doubled[0]["id"])
+    assert rev["labels"] == final and rev["reviewer"] == "rev" and rev["review_rule"] == "the top line is a button"
+    assert rev["labels_before_review"] == rev["labels_a"] and annotate.agreement(stored) == ag
+
     # the corpus page changes (a renderer or a page update): changed lines lose their labels only
     recs = [json.loads(l) for l in gzip.open(corpora / "tiny.jsonl.gz", "rt") if l.startswith("{\"")]
     for r in recs:
@@ -92,6 +110,7 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
     with gzip.open(corpora / "tiny.jsonl.gz", "wt") as fh:
         fh.write("".join(json.dumps(r) + "\n" for r in recs))
     again = {p["id"]: p for f in ("train", "validation") for p in read_pages(tmp_path / "gold" / f"{f}.jsonl")}
+    pages[rev["id"]]["labels"] = rev["labels"]
     for pid, p in again.items():
         assert [l for l, lab in zip(p["lines"], p["labels"]) if lab is None] == ["Share this"]
         assert [lab for l, lab in zip(p["lines"], p["labels"]) if lab] == \

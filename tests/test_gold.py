@@ -20,7 +20,7 @@ def test_stored_gold_is_well_formed_and_split_by_site():
         for p in pages:
             assert p["split"] == split and "lines" not in p  # no page text in the repository
             assert len(p["line_hashes"]) == len(p["labels"]) and set(p["labels"]) <= set(LABELS)
-            for k in ("labels_a", "labels_b"):
+            for k in ("labels_a", "labels_b", "labels_before_review"):
                 assert k not in p or len(p[k]) == len(p["labels"])
     ids = [p["id"] for ps in STORED.values() for p in ps]
     assert len(ids) == len(set(ids))

@@ -362,6 +362,7 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
         if others:
             page["labels_a"], page["labels_b"], page["annotator_b"] = first[2], others[0][2], others[0][1]
         if pid in reviews:
+            page["labels_before_review"] = page["labels"]
             page["reviewer"], page["labels"], page["review_rule"] = reviews[pid]
         records.append(page)
     out.mkdir(parents=True, exist_ok=True)
@@ -480,7 +481,7 @@ def resolve(stored: list[dict], corpora: Path | None = None, where: str = "") ->
                     labels[b.a + k] = p["labels"][b.b + k]
             stats["pages re-aligned"] += 1
             stats["lines unmatched"] += sum(l is None for l in labels)
-        page = {k: v for k, v in p.items() if k not in ("line_hashes", "labels", "labels_a", "labels_b")}
+        page = {k: v for k, v in p.items() if k not in ("line_hashes", "labels", "labels_a", "labels_b", "labels_before_review")}
         page.update(lines=lines, labels=labels, renderer=p.get("renderer") or RENDERER)
         pages.append(page)
     if stats:
@@ -571,6 +572,16 @@ def card(gold: Path, corpora: Path, shared_train: Path) -> str:
         per_page = sorted(((sum(a == b for a, b in zip(p["labels_a"], p["labels_b"])) / len(p["labels_b"]), p["id"])
                            for p in allp if "labels_b" in p))
         text += ["Pages by agreement (lowest first): " + ", ".join(f"{i} {a:.2f}" for a, i in per_page[:15]), ""]
+    reviewed = [p for p in allp if "reviewer" in p]
+    if reviewed:
+        changed = sum(sum(a != b for a, b in zip(p["labels"], p["labels_before_review"])) for p in reviewed)
+        text += ["## Review", "",
+                 f"{len(reviewed)} pages reviewed by a senior annotator who saw the page with its labels: "
+                 f"{sum('labels_b' in p for p in reviewed)} doubly annotated pages where the two answers differ "
+                 f"(the reviewer settled each disagreement by the guideline), and pages whose labels and ground-truth "
+                 f"hints disagree badly (below). {changed} lines changed "
+                 f"({changed / max(1, sum(len(p['labels']) for p in reviewed)):.3f} of the reviewed lines); each "
+                 f"page keeps the rule applied (`review_rule`).", ""]
     dis = hint_disagreement(allp, corpora)
     if dis:
         bad = [d for d in dis if d["g_not_content"] > 0.3 or d["content_not_g"] > 0.5]
