@@ -105,7 +105,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import torch
 
-    from .dump import Fields, WorkersFailed, predict_dump
+    from .dump import CORRUPT, Fields, Limits, WorkersFailed, predict_dump
 
     keep = parse_keep(args.keep)
     if args.hf_dataset:
@@ -121,15 +121,27 @@ def cmd_predict(args) -> int:
             fields=Fields(id=args.id_field, text=args.text_field, lines=args.lines_field, html=args.html_field),
             keep=keep, with_probs=args.probs, with_labels=not args.no_labels, with_lines=args.with_lines,
             keep_fields=args.keep_fields, renderer=args.renderer, hf_split=args.split,
-            batch_size=args.batch_size, shard_size=args.shard_size, runtime=args.runtime, workers=args.workers)
+            batch_size=args.batch_size, shard_size=args.shard_size, runtime=args.runtime, workers=args.workers,
+            limits=Limits(args.max_record_bytes, args.max_line_bytes, args.max_lines))
     except ValueError as e:
         raise UserError(str(e)) from None
     except WorkersFailed as e:
         print(f"pagesieve predict: error: {e}", file=sys.stderr)
         return 1
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    except OSError as e:  # a full disk, an output folder gone or read-only...
+        print(f"pagesieve predict: error: {e}. The finished shards are kept: fix this and rerun the same "
+              "command to continue", file=sys.stderr)
+        return 1
     errs = ", ".join(f"{k}: {v}" for k, v in sorted(summary["errors"].items())) or "none"
     print(f"pagesieve predict: {summary['records_in']} records in, {summary['records_out']} out; errors: {errs}",
           file=sys.stderr)
+    if summary["errors"].get(CORRUPT):
+        print(f"pagesieve predict: warning: input is truncated or corrupt: its readable records are in the "
+              f'output, what is lost is {summary["errors"][CORRUPT]} error record(s) "{CORRUPT}" (exit code 1)',
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -152,7 +164,7 @@ def add_runtime(parser, default: str = "torch"):
 
 def build_parser() -> argparse.ArgumentParser:
     from .data.build import DEFAULT_CORPORA
-    from .dump import FORMATS as FORMATS_CHOICES
+    from .dump import FORMATS as FORMATS_CHOICES, Limits
 
     ap = argparse.ArgumentParser(prog="pagesieve", description=(
         "Label every line of a scraped web page as content, caption, navigation or ui_chrome."))
@@ -189,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a second model folder scored on the same pages, with a paired page bootstrap of the "
                          "macro-F1 difference (is the gap larger than what the choice of pages explains?)")
     ev.add_argument("--out", help="folder for report.json and confusion.png")
-    ev.add_argument("--batch-size", type=int, help="windows per forward pass (default 4 on CPU, 128 on GPU)")
+    ev.add_argument("--batch-size", type=int, help="windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, several at once, so that labels never depend on the batch")
     ev.add_argument("--device")
     add_runtime(ev)
     ev.set_defaults(fn=cmd_evaluate)
@@ -220,12 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--keep-fields", action="store_true", help="keep the input record's other fields")
     pr.add_argument("--model", help="model folder (default: the released model in model/)")
     pr.add_argument("--device", help="cpu or cuda (default: cuda when available; bf16 there)")
-    pr.add_argument("--batch-size", type=int, help="windows per forward pass (default 4 on CPU, 128 on GPU)")
+    pr.add_argument("--batch-size", type=int, help="windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, several at once, so that labels never depend on the batch")
     pr.add_argument("--workers", type=int, default=0,
                     help="processes that read, render HTML and tokenize while the model runs (default 0: one "
                          "background thread, enough unless the input is HTML/WARC)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
     pr.add_argument("--shard-size", type=int, default=1000, help="records per saved shard (the unit of resuming)")
+    limits = Limits()
+    pr.add_argument("--max-record-bytes", type=int, default=limits.record_bytes, metavar="N",
+                    help="a record (page text, HTML, body) over N bytes becomes an error record "
+                         f"(default {limits.record_bytes})")
+    pr.add_argument("--max-line-bytes", type=int, default=limits.line_bytes, metavar="N",
+                    help=f"a page with a line over N bytes becomes an error record (default {limits.line_bytes})")
+    pr.add_argument("--max-lines", type=int, default=limits.lines, metavar="N",
+                    help=f"a page of more than N lines becomes an error record (default {limits.lines})")
     add_runtime(pr, default="auto")
     pr.set_defaults(fn=cmd_predict)
 

@@ -65,6 +65,10 @@ class Limits:
     line_bytes: int = 100_000
     lines: int = 20_000
 
+    def __post_init__(self):
+        if min(self.record_bytes, self.line_bytes, self.lines) < 1:
+            raise ValueError(f"limits must be positive: {self}")
+
 
 @dataclass
 class Record:
@@ -100,7 +104,7 @@ def check_limits(rec: Record, limits: Limits) -> Record:
     if rec.error is None:
         if len(rec.lines) > limits.lines:
             rec.error = f"too many lines ({len(rec.lines)}, over {limits.lines})"
-        else:
+        elif max(map(len, rec.lines), default=0) > limits.line_bytes // 4:  # else none can be over
             long = next((i for i, l in enumerate(rec.lines) if _utf8_over(l, limits.line_bytes)), None)
             if long is not None:
                 rec.error = f"line too long (line {long + 1} is over {limits.line_bytes} bytes)"
@@ -191,12 +195,15 @@ class _ZstdStream(io.RawIOBase):
         self._error = zstandard.ZstdError
         self._frame = None  # the decompressor of the frame being read, None between frames
         self._out, self._pos = b"", 0
+        self._failed = None  # raised once what was decompressed before the bad data is read
 
     def readable(self):
         return True
 
     def readinto(self, buf) -> int:
         while self._pos == len(self._out):
+            if self._failed:
+                raise self._failed
             data = self._src.read(1024)
             if not data:
                 if self._frame is not None:
@@ -219,7 +226,7 @@ class _ZstdStream(io.RawIOBase):
                 if self._frame.eof:  # the next frame starts in what is left
                     data, self._frame = self._frame.unused_data, None
         except self._error as e:
-            raise CorruptInput(f"corrupt zstd data ({e})") from None
+            self._failed = CorruptInput(f"corrupt zstd data ({e})")
         return b"".join(out)
 
     def close(self):
@@ -268,7 +275,8 @@ def _without_lone_surrogates(value):
     return value
 
 
-def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool, limits: Limits | None = None) -> Record:
+def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool,
+                     limits: Limits | None = None) -> Record:
     if not isinstance(rec, dict):
         return Record(fallback_id, error="not a JSON object")
     limits = limits or Limits()
@@ -356,31 +364,47 @@ def _warc_body(rec, limit: int) -> tuple[bytes, str | None]:
     return b"".join(chunks), (too_large(limit) if size > limit else None)
 
 
+def _warc_page(rec, fallback_id: str, fmt: str, limits: Limits) -> Record | None:
+    """The page of a WARC record (None for warcinfo, request, metadata... records: not pages)."""
+    rid = rec.rec_headers.get_header("WARC-Record-ID") or fallback_id
+    extra = {"url": rec.rec_headers.get_header("WARC-Target-URI")}
+    length = rec.rec_headers.get_header("Content-Length")
+    if rec.length is None or (length is not None and not length.strip().isdigit()):
+        # every record has one: its header was cut short, by the end of the file
+        return Record(rid, extra=extra, error=f"{CORRUPT} (a record header without its Content-Length)")
+    if (fmt == "wet" and rec.rec_type != "conversion") or (fmt == "warc" and rec.rec_type != "response"):
+        return None
+    try:
+        body, problem = _warc_body(rec, limits.record_bytes)
+    except Exception as e:  # corrupt record (warcio raises many kinds)
+        body, problem = b"", f"unreadable record ({type(e).__name__})"
+    if problem:
+        return Record(rid, extra=extra, error=problem)
+    if fmt == "warc":
+        ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
+        if ctype and "html" not in ctype.lower():
+            return Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
+        return Record(rid, extra=extra, html=body)
+    return text_page(rid, body, extra)
+
+
 def read_warc(path, fmt, limits: Limits) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as fh:
-        for n, rec in enumerate(ArchiveIterator(fh, arc2warc=True), 1):
-            kind = rec.rec_type
-            if (fmt == "wet" and kind != "conversion") or (fmt == "warc" and kind != "response"):
-                continue  # warcinfo, request, metadata...: not pages
-            rid = rec.rec_headers.get_header("WARC-Record-ID") or f"{path}:{n}"
-            extra = {"url": rec.rec_headers.get_header("WARC-Target-URI")}
-            try:
-                body, problem = _warc_body(rec, limits.record_bytes)
-            except Exception as e:  # corrupt record (warcio raises many kinds)
-                body, problem = b"", f"unreadable record ({type(e).__name__})"
-            if problem:
-                yield Record(rid, extra=extra, error=problem)
-                continue
-            if fmt == "warc":
-                ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
-                if ctype and "html" not in ctype.lower():
-                    yield Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
-                else:
-                    yield Record(rid, extra=extra, html=body)
-                continue
-            yield text_page(rid, body, extra)
+        records = ArchiveIterator(fh, arc2warc=True)
+        n = end = 0
+        for n, rec in enumerate(records, 1):
+            page = _warc_page(rec, f"{path}:{n}", fmt, limits)
+            end = records.get_record_offset() + records.get_record_length()
+            if page is not None:
+                yield page
+        # warcio ends quietly where a gzip member is cut before its first record header line: bytes
+        # left after the last whole record (other than the blank lines between records) are a lost record
+        tail = os.path.getsize(path) - end
+        fh.seek(end)
+        if tail > 0 and (tail > 4096 or fh.read(tail).strip()):
+            yield Record(f"{path}:{n + 1}", error=f"{CORRUPT} ({tail} bytes after the last whole record)")
 
 
 def _text_files(path: str) -> list[str]:
@@ -499,10 +523,10 @@ def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
-def prepare(chunk: list[Record], encoder, renderer: str) -> tuple[list[Record], list[Record], list]:
+def prepare(chunk: list[Record], encoder, renderer: str, limits: Limits) -> tuple[list[Record], list[Record], list]:
     """Render the HTML and tokenize the readable pages of a chunk: (chunk, readable records, encodings)."""
     for r in chunk:
-        render(r, renderer)
+        check_limits(render(r, renderer), limits)
     ok = [r for r in chunk if not r.error]
     return chunk, ok, encoder.encode_many([r.lines for r in ok])
 
@@ -514,22 +538,34 @@ class WorkersFailed(RuntimeError):
     """The --workers processes stopped; what was written so far stays resumable."""
 
 
-def _init_worker(encoder, renderer):
+def _exit_with_parent(parent: int):
+    """End this worker process when its parent is gone: a parent killed with SIGKILL cannot stop
+    its workers, and they would wait on their queue forever (~340 MB each)."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(encoder, renderer, limits, parent):
+    _exit_with_parent(parent)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
-    _WORKER.update(encoder=encoder, renderer=renderer)
+    _WORKER.update(encoder=encoder, renderer=renderer, limits=limits)
 
 
 def _prepare_in_worker(item):
     tag, chunk = item
-    return (tag, *prepare(chunk, _WORKER["encoder"], _WORKER["renderer"]))
+    return (tag, *prepare(chunk, _WORKER["encoder"], _WORKER["renderer"], _WORKER["limits"]))
 
 
-def _prepared(items: Iterator[tuple], encoder, renderer: str, workers: int) -> Iterator[tuple]:
+def _prepared(items: Iterator[tuple], encoder, renderer: str, limits: Limits, workers: int) -> Iterator[tuple]:
     """(tag, chunk) -> (tag, *prepare(chunk)), in order: in this thread, or spread over `workers`
     processes with at most 2 chunks per worker in flight (the dump is never read further ahead)."""
     if workers <= 0:
         for tag, chunk in items:
-            yield (tag, *prepare(chunk, encoder, renderer))
+            yield (tag, *prepare(chunk, encoder, renderer, limits))
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -539,7 +575,8 @@ def _prepared(items: Iterator[tuple], encoder, renderer: str, workers: int) -> I
     # usual `if __name__ == "__main__":` guard. An executor, not multiprocessing.Pool: a worker that
     # cannot start or gets killed makes Pool wait forever, the executor raises.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(encoder, renderer)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(encoder, renderer, limits, os.getpid())) as pool:
         pending: collections.deque = collections.deque()
         try:
             for item in items:
@@ -577,10 +614,195 @@ def _prefetch(it: Iterator, depth: int = 2) -> Iterator:
         yield item
 
 
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_atomic(path: Path, data: bytes):
+    """Write, flush to the disk, then rename into place: after a crash or power cut the file is
+    either whole or absent, never empty or half written."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+# -- naming and checking the outputs before anything runs ------------------------------------
+_COMPRESSED = (".gz", ".zst", ".zstd")
+_FORMAT_SUFFIXES = (".warc.wet", ".jsonl", ".ndjson", ".json", ".parquet", ".wet", ".warc", ".arc", ".txt", ".text")
+
+
+def _input_base(inp: str) -> Path:
+    """The file or folder an input names: a glob stands for the folder before its first wildcard."""
+    parts = Path(inp).parts
+    wild = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
+    return Path(os.path.abspath(Path(*parts[:wild]) if wild else "."))
+
+
+def _stem(base: Path) -> str:
+    """The name minus its compression and format suffixes: data.part1.jsonl.gz -> data.part1."""
+    name = base.name
+    for suffixes in (_COMPRESSED, _FORMAT_SUFFIXES):
+        for suffix in suffixes:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[:-len(suffix)]
+                break
+    return name or "input"
+
+
+def output_names(inputs: list[str]) -> list[str]:
+    """One output name per input (directory output), never the same for two inputs: the input's
+    name without its known suffixes, led by as many parent folders as it takes to tell equal names
+    apart (a/shard.jsonl, b/shard.jsonl -> a__shard, b__shard)."""
+    bases = [_input_base(i) for i in inputs]
+    for i, j in ((i, j) for i in range(len(inputs)) for j in range(i)):
+        if os.path.abspath(inputs[i]) == os.path.abspath(inputs[j]):
+            raise ValueError(f"{inputs[i]} is given twice")
+    stems = [_stem(b) for b in bases]
+    names = list(stems)
+    for depth in range(1, max(len(b.parts) for b in bases) + 1):
+        clashing = {n for n in names if names.count(n) > 1}
+        if not clashing:
+            return names
+        for k, n in enumerate(names):
+            if n in clashing:
+                names[k] = "__".join([*bases[k].parent.parts[1:][-depth:], stems[k]])
+    clash = next(n for n in names if names.count(n) > 1)
+    same = [inputs[k] for k, n in enumerate(names) if n == clash]
+    raise ValueError(f"{' and '.join(same)} would be written to the same output {clash}.jsonl; "
+                     "label them into separate output directories, or rename one")
+
+
+def _output_suffix(out: Path) -> str:
+    suffix = "".join(out.suffixes[-2:]) if out.suffix == ".gz" else out.suffix
+    if suffix not in (".jsonl", ".jsonl.gz", ".parquet"):
+        raise ValueError(f"{out}: output must end in .jsonl, .jsonl.gz or .parquet (or be a directory)")
+    return suffix
+
+
+def is_dir_output(output: str) -> bool:
+    return output.endswith(os.sep) or Path(output).is_dir() or not Path(output).suffix
+
+
+def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[list[str], Path]]:
+    """(inputs, output file) per output, every input checked to be there and every output name to be
+    good: mistakes are found before the model loads and before anything is written."""
+    for inp in inputs:
+        check_input(inp, fmt)
+    out = Path(output)
+    if is_dir_output(output):
+        return [([inp], out / f"{name}.jsonl") for inp, name in zip(inputs, output_names(inputs))]
+    _output_suffix(out)
+    if any(os.path.abspath(inp) == os.path.abspath(out) for inp in inputs):
+        raise ValueError(f"{out}: the output would overwrite an input")
+    return [(inputs, out)]
+
+
+try:
+    import fcntl
+except ImportError:  # Windows: outputs are not locked
+    fcntl = None
+
+
+class OutputBusy(ValueError):
+    """Another run is writing the same output."""
+
+
+@contextlib.contextmanager
+def locked_parts(out: Path) -> Iterator[Path]:
+    """OUTPUT.parts/ (shards and manifest), created and held by this run alone: a second run on the
+    same output (a requeued cluster job) stops at once instead of mixing its records in. A run that
+    wrote no shard leaves no folder behind."""
+    parts = out.with_name(out.name + ".parts")
+    for _ in range(3):
+        created = not parts.exists()
+        try:
+            parts.mkdir(parents=True, exist_ok=True)
+            fd = os.open(parts / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise ValueError(f"{out}: cannot write the output there ({e.strerror})") from None
+        if fcntl is None:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputBusy(f"{out}: another pagesieve run (pid {holder}) is writing this output; let it "
+                             "finish, or write to another output") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(parts / "lock").st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)  # locked a lock file that a finishing run had just removed: take the new one
+    else:
+        raise OutputBusy(f"{out}: other pagesieve runs keep starting and finishing on this output")
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield parts
+    finally:
+        if created and parts.is_dir() and not (parts / "manifest.json").exists():
+            shutil.rmtree(parts, ignore_errors=True)  # removed while still locked
+        os.close(fd)
+
+
+# -- what a run is: resuming continues only the same run --------------------------------------
+def _file_fingerprint(path: str, chunk: int = 1 << 20) -> dict:
+    """Size, modification time and a hash of the first and last MiB: a file replaced or rewritten at
+    the same path does not pass for the one a run started on."""
+    st = os.stat(path)
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        h.update(fh.read(chunk))
+        if st.st_size > chunk:
+            fh.seek(max(chunk, st.st_size - chunk))
+            h.update(fh.read(chunk))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": h.hexdigest()}
+
+
+def input_fingerprint(path: str) -> dict:
+    if os.path.isfile(path):
+        return _file_fingerprint(path)
+    # a folder (text files, a saved dataset) or a glob: its files' names, sizes and times
+    files = [str(p) for p in Path(path).rglob("*") if p.is_file()] if os.path.isdir(path) else _text_files(path)
+    h = hashlib.sha1()
+    for f in sorted(files):
+        st = os.stat(f)
+        h.update(f"{os.path.relpath(f, path) if os.path.isdir(path) else f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"files": len(files), "sha1": h.hexdigest()}
+
+
+def model_identity(predictor) -> dict:
+    """What a predictor's labels depend on: its model (config and a sample of every weight tensor, or
+    the ONNX export's name, which holds a hash of them) and its runtime (engine, device, dtype)."""
+    h = hashlib.sha1()
+    config = getattr(predictor, "config", None)
+    h.update(config.to_json_string().encode() if config is not None else b"")
+    onnx, model = getattr(predictor, "onnx", None), getattr(predictor, "model", None)
+    if onnx is not None:
+        runtime = f"onnx {Path(onnx.path).name}"
+        h.update(runtime.encode())
+    elif model is not None:
+        import torch
+
+        quantized = any("quantized" in type(m).__module__ for m in model.modules())
+        dtype = next(model.parameters()).dtype
+        runtime = f"torch{'-int8' if quantized else ''} {predictor.device.type} {dtype}"
+        for name, t in model.state_dict().items():
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                flat = t.detach().reshape(-1)
+                h.update(name.encode())
+                h.update(flat[::max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
+    else:
+        runtime = type(predictor).__name__
+    return {"model": h.hexdigest(), "runtime": runtime}
 
 
 def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model: str | None = None,
@@ -588,12 +810,15 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
                  keep: tuple[str, ...] | None = None, with_probs: bool = False, with_labels: bool = True,
                  with_lines: bool = False, keep_fields: bool = False, renderer: str = "innertext",
                  hf_split: str = "train", batch_size: int | None = None, shard_size: int = 1000,
-                 runtime: str = "auto", workers: int = 0, progress: bool = True) -> dict:
+                 runtime: str = "auto", workers: int = 0, limits: Limits | None = None,
+                 progress: bool = True) -> dict:
     """Label every record of the inputs into `output` (.jsonl, .jsonl.gz, .parquet, or a directory:
     one output per input). Returns the summary (records in/out, errors by reason).
 
     `workers` > 0 renders and tokenizes in that many processes while the model runs (0: one
-    background thread); the output is the same either way."""
+    background thread); the output is the same either way. `limits`: sizes over which a record is an
+    error record (`Limits()` by default). Missing inputs, bad output names, unwritable outputs and
+    outputs another run holds raise (ValueError, FileNotFoundError) before the model loads."""
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     if not inputs:
         raise ValueError("no input")
@@ -601,23 +826,20 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
         bad = set(keep) - set(LABELS)
         if bad:
             raise ValueError(f"unknown label(s) {sorted(bad)}: choose from {', '.join(LABELS)}")
-    out = Path(output)
-    is_dir_out = output.endswith(os.sep) or out.is_dir() or not out.suffix
-    if predictor is None:
-        from .predictor import Predictor
-
-        predictor = Predictor.from_pretrained(model, device=device, runtime=runtime)
+    jobs = plan_outputs(inputs, output, fmt)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
-                hf_split=hf_split, shard_size=shard_size)
-    if is_dir_out:
-        out.mkdir(parents=True, exist_ok=True)
-        summaries = []
-        for inp in inputs:
-            name = Path(inp.rstrip("/*")).name.split(".")[0] or "input"
-            summaries.append(_run_one([inp], out / f"{name}.jsonl", predictor, batch_size, opts, workers, progress))
-        return _merge_summaries(summaries)
-    return _run_one(inputs, out, predictor, batch_size, opts, workers, progress)
+                hf_split=hf_split, shard_size=shard_size, limits=vars(limits or Limits()))
+    with contextlib.ExitStack() as stack:
+        parts = [stack.enter_context(locked_parts(out)) for _, out in jobs]
+        if predictor is None:
+            from .predictor import Predictor
+
+            predictor = Predictor.from_pretrained(model, device=device, runtime=runtime)
+        identity = model_identity(predictor)
+        summaries = [_run_one(job_inputs, out, p, predictor, identity, batch_size, opts, workers, progress)
+                     for (job_inputs, out), p in zip(jobs, parts)]
+    return _merge_summaries(summaries) if is_dir_output(output) else summaries[0]
 
 
 def _merge_summaries(summaries: list[dict]) -> dict:
@@ -628,30 +850,59 @@ def _merge_summaries(summaries: list[dict]) -> dict:
             "errors": dict(errors), "outputs": [s["output"] for s in summaries]}
 
 
-def _run_one(inputs: list[str], out: Path, predictor, batch_size: int | None, opts: dict, workers: int,
-             progress: bool) -> dict:
+def _manifest(parts: Path, identity: dict) -> dict:
+    """The manifest of this run: a new one, or the unfinished run's when it is the same run (same
+    inputs and contents, model, runtime and options), with its shards checked."""
+    key = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = parts / "manifest.json"
+    if not path.exists():
+        return {"key": key, **identity, "shards": []}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    if old.get("key") != key:
+        changed = [what for k, what in (("inputs", "input files"), ("fingerprints", "input contents"),
+                                        ("model", "model"), ("runtime", "runtime"), ("options", "options"))
+                   if old.get(k) != identity[k]]
+        raise ValueError(f"{parts} holds an unfinished run with other inputs or options (differs: "
+                         f"{', '.join(changed) or 'unreadable manifest'}); delete {parts} to start again, "
+                         "or write to another output")
+    for i, s in enumerate(old["shards"]):
+        problem = _shard_problem(parts / s["file"], s)
+        if problem:  # redo it and what follows
+            print(f"pagesieve: {parts / s['file']} {problem}: redoing the run from record "
+                  f"{sum(x['records'] for x in old['shards'][:i])}", file=sys.stderr)
+            old["shards"] = old["shards"][:i]
+            _write_atomic(path, json.dumps(old, indent=1).encode())
+            break
+    return old
+
+
+def _shard_problem(path: Path, shard: dict) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if data.count(b"\n") != shard["records"] or hashlib.sha1(data).hexdigest() != shard["sha1"]:
+        return "does not match the manifest (record count or checksum)"
+    return None
+
+
+def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dict, batch_size: int | None,
+             opts: dict, workers: int, progress: bool) -> dict:
     from tqdm import tqdm
 
-    suffix = "".join(out.suffixes[-2:]) if out.suffix == ".gz" else out.suffix
-    if suffix not in (".jsonl", ".jsonl.gz", ".parquet"):
-        raise ValueError(f"{out}: output must end in .jsonl, .jsonl.gz or .parquet (or be a directory)")
-    parts = out.with_name(out.name + ".parts")
+    suffix = _output_suffix(out)
     manifest_path = parts / "manifest.json"
-    key = hashlib.sha1(json.dumps({"inputs": inputs, "opts": opts}, sort_keys=True).encode()).hexdigest()[:16]
-    manifest = {"key": key, "inputs": inputs, "options": opts, "shards": []}
-    if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
-        if old.get("key") != key:
-            raise ValueError(f"{parts} holds an unfinished run with other inputs or options; "
-                             f"delete it or rerun with the same command")
-        manifest = old
-    parts.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(parts, {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs],
+                                 **identity, "options": opts})
     done_records = sum(s["records"] for s in manifest["shards"])
-    fields = Fields(**opts["fields"])
+    fields, limits = Fields(**opts["fields"]), Limits(**opts["limits"])
 
     def records():
         for inp in inputs:
-            yield from read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["hf_split"])
+            yield from read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["hf_split"], limits)
 
     def skipped(it, n):  # resume: skip what finished shards already hold
         for k, r in enumerate(it):
@@ -671,7 +922,8 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int | None, op
     bar = tqdm(total=None, initial=done_records, unit="page", desc=out.name, disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     lines, errors, n_records = [], collections.Counter(), 0
-    for shard_ends, chunk, ok, encoded in _prefetch(_prepared(pieces(), predictor.encoder, opts["renderer"], workers)):
+    for shard_ends, chunk, ok, encoded in _prefetch(_prepared(pieces(), predictor.encoder, opts["renderer"], limits,
+                                                              workers)):
         probs = predictor.probs(encoded, batch_size) if ok else []
         by_id = {id(r): (e, p) for r, e, p in zip(ok, encoded, probs)}
         for r in chunk:
@@ -679,13 +931,15 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int | None, op
             if r.error:
                 errors[r.error.split(" (")[0]] += 1
             lines.append(json.dumps(output_record(r, page, pr, keep, opts["with_probs"], opts["with_labels"],
-                                                  opts["with_lines"]), ensure_ascii=False))
+                                                  opts["with_lines"]), ensure_ascii=False, default=str))
         n_records += len(chunk)
         bar.update(len(chunk))
         if shard_ends:
             name = f"shard-{len(manifest['shards']):06d}.jsonl"
-            _write_atomic(parts / name, ("\n".join(lines) + "\n").encode("utf-8"))
-            manifest["shards"].append({"file": name, "records": n_records, "errors": dict(errors)})
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            _write_atomic(parts / name, data)
+            manifest["shards"].append({"file": name, "records": n_records, "sha1": hashlib.sha1(data).hexdigest(),
+                                       "errors": dict(errors)})
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())  # the shard counts only once listed
             lines, errors, n_records = [], collections.Counter(), 0
     bar.close()
@@ -697,7 +951,7 @@ def _run_one(inputs: list[str], out: Path, predictor, batch_size: int | None, op
     total = sum(s["records"] for s in manifest["shards"])
     summary = {"output": str(out), "records_in": total, "records_out": written,
                "errors": dict(errors)}
-    (out.with_name(out.name + ".summary.json")).write_text(json.dumps(summary, indent=1))
+    _write_atomic(out.with_name(out.name + ".summary.json"), json.dumps(summary, indent=1).encode())
     shutil.rmtree(parts)
     return summary
 
@@ -734,26 +988,42 @@ def to_table(rows: list[dict], schema):
 
 
 def _assemble(parts: Path, manifest: dict, out: Path, suffix: str) -> int:
-    """Join the shards into the output; returns the number of records written."""
+    """Join the shards into the output, each checked against the manifest again; returns the number
+    of records written. On failure (a full disk) no partial output is left."""
     tmp = out.with_name(out.name + ".tmp")
-    written = 0
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
 
-        schema = parquet_schema(manifest["options"])
-        with pq.ParquetWriter(str(tmp), schema) as writer:
-            for s in manifest["shards"]:  # one shard in memory at a time
-                rows = [json.loads(l) for l in open(parts / s["file"], encoding="utf-8")]
-                writer.write_table(to_table(rows, schema))
-                written += len(rows)
-    else:
-        with open(tmp, "wb") as raw:
-            sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if suffix == ".jsonl.gz" else raw
-            for s in manifest["shards"]:
-                data = (parts / s["file"]).read_bytes()
-                sink.write(data)
-                written += data.count(b"\n")
-            if sink is not raw:
-                sink.close()
-    os.replace(tmp, out)
+    def shards():  # the bytes of each shard, one in memory at a time
+        for s in manifest["shards"]:
+            data = (parts / s["file"]).read_bytes()
+            if hashlib.sha1(data).hexdigest() != s["sha1"]:
+                raise RuntimeError(f"{parts / s['file']} changed while the run was writing it; rerun the same "
+                                   "command to redo it")
+            yield data
+
+    written = 0
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            schema = parquet_schema(manifest["options"])
+            with pq.ParquetWriter(str(tmp), schema) as writer:
+                for data in shards():
+                    rows = [json.loads(l) for l in data.split(b"\n")[:-1]]  # (U+2028 is no line end)
+                    writer.write_table(to_table(rows, schema))
+                    written += len(rows)
+        else:
+            with open(tmp, "wb") as raw:
+                sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if suffix == ".jsonl.gz" else raw
+                for data in shards():
+                    sink.write(data)
+                    written += data.count(b"\n")
+                if sink is not raw:
+                    sink.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(out.parent)
     return written

@@ -230,15 +230,25 @@ def _export_fp32(model, path: Path):
 
 
 class OnnxForward:
-    """The model on padded numpy batches: logits at the given token positions (batch, lines, classes)."""
+    """The model on padded numpy batches: logits at the given token positions (batch, lines, classes).
+
+    Predictor gives it one window per call (unpadded), `threads` calls at once, each on one thread.
+    One window per call: int8's dynamic quantization takes an activation tensor's scale from its
+    range, so in a batch a window's int8 steps depended on the other windows and their padding
+    (`--shard-size` alone changed 0.4% of the line labels); alone, a page's probabilities are the same
+    whatever is labeled with it. Calls in parallel rather than ONNX Runtime's threads within each
+    operator (one window per call on those: 13% slower than batches of 4): on 2 cores shared with a
+    training job, `benchmarks/throughput.py`'s synthetic dump went from 1.9-2.6 to 2.9-4.6 pages/s
+    (int8; fp32 unchanged), and on one thread a window alone costs 6% less than in a padded batch."""
 
     def __init__(self, model, int8: bool = True, threads: int = 0):
         import onnxruntime as ort
         import torch
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.intra_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.threads = threads or torch.get_num_threads()
         self.path = exported(model, int8)
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         self.word_table = model.get_input_embeddings().weight.detach().to(torch.float16).numpy()
@@ -249,3 +259,12 @@ class OnnxForward:
         feed = {"inputs_embeds": vectors, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
                 "label_positions": label_positions}
         return self.session.run(["logits"], feed)[0]
+
+    def map(self, fn, items: list) -> list:
+        """[fn(item) for item in items], `threads` at a time (ONNX Runtime releases the GIL while it runs)."""
+        if self.threads == 1 or len(items) < 2:
+            return list(map(fn, items))
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(self.threads, len(items))) as pool:
+            return list(pool.map(fn, items))

@@ -1,6 +1,7 @@
 """`Predictor`: label every line of a page as content / caption / navigation / ui_chrome."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,10 +25,31 @@ class LinePrediction:
         return f"LinePrediction({self.index}, {self.label}, {self.probs[self.label]:.2f}, {self.text[:40]!r})"
 
 
-def as_lines(text_or_lines: str | Sequence[str]) -> list[str]:
+def as_lines(text_or_lines: str | bytes | Sequence[str]) -> list[str]:
+    """A page's lines: text split at its line breaks, or a list of lines. Text given as bytes must be
+    UTF-8 (ValueError otherwise: decode it with its charset first); anything that is not a page
+    (None, a number, a dict, lines that are not str) is a TypeError, never labeled as its repr."""
+    if isinstance(text_or_lines, (bytes, bytearray)):
+        text_or_lines = _utf8(bytes(text_or_lines))
     if isinstance(text_or_lines, str):
-        return text_or_lines.splitlines()
-    return [str(line) for line in text_or_lines]
+        from .dump import split_lines
+
+        return split_lines(text_or_lines)  # as `pagesieve predict` does: U+2028 & co. stay inside a line
+    if isinstance(text_or_lines, (Mapping, Set)) or not isinstance(text_or_lines, Iterable):  # None too
+        raise TypeError(f"a page is text (str) or a list of lines (str), not {type(text_or_lines).__name__}")
+    lines = list(text_or_lines)
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise TypeError(f"line {i} of the page is {type(line).__name__}, not str")
+    return lines
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"text given as bytes is not UTF-8 (byte {data[e.start]:#04x} at offset {e.start}): "
+                         "decode it with its charset first") from None
 
 
 class Predictor:
@@ -63,26 +85,37 @@ class Predictor:
     # -- the core: pages of lines -> per-line probabilities ---------------------------
     def encode(self, pages: Sequence[Sequence[str]]) -> list[EncodedPage]:
         """Tokenize pages into windows (CPU work that can run while the model is busy)."""
-        return self.encoder.encode_many([list(lines) for lines in pages])
+        return self.encoder.encode_many(_pages(pages))
 
     @property
     def default_batch_size(self) -> int:
-        """Windows per forward pass: large on a GPU; on a CPU 4, as 16 x 12 heads x 256 x 256
-        attention scores no longer fit the cache (onnx-int8 forward alone on the dev pages: 4 windows
-        19.5-20 pages/s, 8: 18.3, 16: 17.4)."""
+        """Windows per torch forward pass: large on a GPU; on a CPU 4, as 16 x 12 heads x 256 x 256
+        attention scores no longer fit the cache (onnx-int8 in batches on the dev pages: 4 windows
+        19.5-20 pages/s, 8: 18.3, 16: 17.4). ONNX Runtime runs each window alone: see OnnxForward."""
         return 128 if self.device.type == "cuda" else 4
 
     @torch.inference_mode()
     def probs(self, encoded: list[EncodedPage], batch_size: int | None = None) -> list[np.ndarray]:
-        """Per page, (non-blank lines, classes) probabilities. Windows of all pages are batched
-        together, sorted by length so little is spent on padding."""
-        batch_size = batch_size or self.default_batch_size
+        """Per page, (non-blank lines, classes) probabilities. With torch, windows of all pages are
+        batched together, sorted by length so little is spent on padding; ONNX Runtime runs each
+        window alone, several at once, so that int8 never depends on a page's batch neighbours
+        (`batch_size` does not apply: see OnnxForward)."""
+        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
         jobs = [(p, w) for p, page in enumerate(encoded) for w in range(len(page.windows))]
         jobs.sort(key=lambda j: len(encoded[j[0]].windows[j[1]].input_ids))
+        if self.onnx is not None:
+            batches, run = [[j] for j in jobs], self.onnx.map
+        else:
+            size = batch_size or self.default_batch_size
+            batches, run = [jobs[b:b + size] for b in range(0, len(jobs), size)], map
+
+        def forward(batch):
+            return self._forward([encoded[p].windows[w] for p, w in batch])
+
         out: dict[tuple[int, int], np.ndarray] = {}
-        for b in range(0, len(jobs), batch_size):
-            batch = jobs[b:b + batch_size]
-            out.update(zip(batch, self._forward([encoded[p].windows[w] for p, w in batch])))
+        for batch, probs in zip(batches, run(forward, batches)):
+            out.update(zip(batch, probs))
         return [merge_window_probs(page, [out[(p, w)] for w in range(len(page.windows))], len(self.labels))
                 for p, page in enumerate(encoded)]
 
@@ -104,7 +137,8 @@ class Predictor:
 
     def use_onnx(self, int8: bool = True, threads: int = 0) -> "Predictor":
         """Run the model with ONNX Runtime on the CPU (exported and cached on first use); `int8`
-        quantizes the weights (faster, slightly less accurate: see the model card)."""
+        quantizes the weights (faster, slightly less accurate: see the model card). `threads`:
+        windows run at once (default: torch's thread count)."""
         from .onnxrt import OnnxForward
 
         if self.device.type != "cpu" or self.model is None:
@@ -145,13 +179,20 @@ class Predictor:
                                       {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}))
         return out
 
-    def predict(self, text_or_lines: str | Sequence[str] | None = None, *, html: str | bytes | None = None,
+    def predict(self, text_or_lines: str | bytes | Sequence[str] | None = None, *, html: str | bytes | None = None,
                 renderer: str = "innertext") -> list[LinePrediction]:
-        """Label each non-blank line of a page given as text, a list of lines, or `html=`."""
-        return self.predict_many([html_lines(html, renderer) if html is not None else as_lines(text_or_lines)])[0]
+        """Label each non-blank line of a page given as text (str, or UTF-8 bytes), a list of lines,
+        or `html=`. Anything else raises TypeError or ValueError (see `as_lines`)."""
+        if (text_or_lines is None) == (html is None):
+            raise TypeError("predict() takes one page: text or a list of lines, or html=" +
+                            (", not both" if html is not None else ""))
+        _check_renderer(renderer)
+        return self.predict_many([html_lines(html, renderer) if html is not None else text_or_lines])[0]
 
-    def predict_many(self, pages: Iterable[str | Sequence[str]], batch_size: int | None = None) -> list[list[LinePrediction]]:
-        pages = [as_lines(p) for p in pages]
+    def predict_many(self, pages: Iterable[str | bytes | Sequence[str]],
+                     batch_size: int | None = None) -> list[list[LinePrediction]]:
+        """`predict` for a list of pages (each text or a list of lines), windows batched across pages."""
+        pages = _pages(pages)
         return [self._results(lines, page, probs)
                 for lines, (page, probs) in zip(pages, self.line_probs(pages, batch_size))]
 
@@ -164,8 +205,27 @@ class Predictor:
         return "\n".join(r.text for r in self.predict(text_or_lines, html=html) if r.label in keep)
 
 
+def _pages(pages: Iterable[str | bytes | Sequence[str]]) -> list[list[str]]:
+    """Each page's lines; a str (or bytes, or a dict) where a list of pages is expected is a TypeError,
+    not pages of one character each."""
+    if isinstance(pages, (str, bytes, bytearray, Mapping)) or not isinstance(pages, Iterable):  # None too
+        raise TypeError(f"pages must be a list of pages (each text or a list of lines), not "
+                        f"{type(pages).__name__}: for one page, use predict(page) or [page]")
+    return [as_lines(p) for p in pages]
+
+
+def _check_renderer(renderer: str):
+    from .html import RENDERERS
+
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}: expected one of {', '.join(RENDERERS)}")
+
+
 def html_lines(html: str | bytes, renderer: str = "innertext") -> list[str]:
-    """Lines of an HTML page; empty or unparsable HTML is an empty page."""
+    """Lines of an HTML page; empty or unparsable HTML is an empty page, an unknown renderer a ValueError."""
     from .html import try_html_lines
 
+    if not isinstance(html, (str, bytes)):
+        raise TypeError(f"html must be str or bytes, not {type(html).__name__}")
+    _check_renderer(renderer)  # before try_html_lines, which reads any ValueError as "no document"
     return try_html_lines(html, renderer) or []

@@ -73,7 +73,9 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
     class Flaky:  # dies in the middle of the run, like a killed job
         def __init__(self, inner, after):
             self.inner, self.calls, self.after = inner, 0, after
-            self.device, self.encoder = inner.device, inner.encoder
+
+        def __getattr__(self, name):  # the same model and runtime: the run it starts can be resumed
+            return getattr(self.inner, name)
 
         def probs(self, encoded, batch_size):
             self.calls += 1

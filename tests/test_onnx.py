@@ -104,3 +104,20 @@ def _export_errors(model_dir, test_pages, monkeypatch, step, plain_step, check_i
     monkeypatch.setattr(onnxrt, step, plain_step)
     monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
     return fp32, int8, error("onnx-int8")
+
+
+def test_int8_probs_do_not_depend_on_the_batch(tiny_model_dir, test_pages):
+    """Int8's dynamic quantization takes an activation tensor's scale from its range: a page's windows
+    must never share a tensor with other pages' windows (or their padding). Its probabilities alone, in
+    a batch of other pages in any order and batch size, and on any number of threads: bitwise the same."""
+    pages = [p["lines"] for p in test_pages]
+    pages = [lines[:k] for k in (3, 19) for lines in pages]  # short and long pages: one window or several
+    pred = Predictor.from_pretrained(tiny_model_dir, device="cpu", runtime="onnx-int8")
+    alone = [pred.line_probs([page])[0][1] for page in pages]
+    for batch_size in (None, 3, 16):
+        together = [p for _, p in pred.line_probs(pages[::-1], batch_size)][::-1]
+        for a, b in zip(alone, together):
+            np.testing.assert_array_equal(a, b)
+    pred.onnx.threads = 1
+    for a, (_, b) in zip(alone, pred.line_probs(pages)):
+        np.testing.assert_array_equal(a, b)
