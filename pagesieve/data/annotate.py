@@ -303,12 +303,17 @@ def make_batches(work: Path, corpora: Path, names: list[str], n_pages: int, max_
             pages_meta.append({"page": k, "id": it["id"], "lines": len(lines),
                                "hashes": [line_hash(l["text"]) for l in lines]})
             taken[it["id"]] = name
-        (work / "batches" / f"{name}.txt").write_text("\n".join(text))
-        (work / "batches" / f"{name}.json").write_text(json.dumps(pages_meta))
-        state_f.write_text(json.dumps(state))
-        print(f"{name}: {len(chosen)} pages, {total} lines", file=sys.stderr)
-        out.append(work / "batches" / f"{name}.txt")
+        out.append(_write_batch(work, name, text, pages_meta, state, f"{len(chosen)} pages, {total} lines"))
     return out
+
+
+def _write_batch(work: Path, name: str, text: list[str], meta: list[dict], state: dict, summary: str) -> Path:
+    """A batch's text for the annotator, its page list for checking answers, and the hand-out state."""
+    (work / "batches" / f"{name}.txt").write_text("\n".join(text))
+    (work / "batches" / f"{name}.json").write_text(json.dumps(meta))
+    (work / "state.json").write_text(json.dumps(state))
+    print(f"{name}: {summary}", file=sys.stderr)
+    return work / "batches" / f"{name}.txt"
 
 
 def check(answer: Path) -> list[str]:
@@ -431,11 +436,7 @@ def make_review(work: Path, corpora: Path, names: list[str], n_pages: int, max_b
             text.append("\n".join(rows) + "\n")
             meta.append({"page": k, "id": pid, "lines": len(lines), "hashes": p["line_hashes"]})
             taken[pid] = name
-        (work / "batches" / f"{name}.txt").write_text("\n".join(text))
-        (work / "batches" / f"{name}.json").write_text(json.dumps(meta))
-        state_f.write_text(json.dumps(state))
-        print(f"{name}: {len(chosen)} pages to review, {total} lines", file=sys.stderr)
-        paths.append(work / "batches" / f"{name}.txt")
+        paths.append(_write_batch(work, name, text, meta, state, f"{len(chosen)} pages to review, {total} lines"))
     return paths
 
 
