@@ -17,8 +17,9 @@ class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
 
-def read_input(name: str) -> tuple[str, list[str]]:
-    """(text, warnings) of a file or '-' (stdin); binary and undecodable input handled."""
+def read_input(name: str, html: bool = False) -> tuple[str, list[str]]:
+    """(text, warnings) of a file or '-' (stdin); binary and undecodable input handled. HTML is decoded
+    with its charset (byte-order mark, <meta charset>, else detected: `pagesieve.html.decode_html`)."""
     warnings = []
     if name == "-":
         data = sys.stdin.buffer.read()
@@ -35,6 +36,17 @@ def read_input(name: str) -> tuple[str, list[str]]:
     head = data[:8192]
     if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
         raise UserError(f"{name}: looks like a binary file, not text or HTML")
+    if html:
+        from .html import CharsetError, decode_html_info
+
+        try:
+            decoded = decode_html_info(data)
+        except CharsetError:
+            raise UserError(f"{name}: HTML in an unknown charset (not UTF-8, none declared in a <meta charset>, "
+                            "none detected); convert it to UTF-8 first") from None
+        if decoded.source == "detected":
+            warnings.append(f"{name}: no charset declared and not UTF-8; decoded as {decoded.encoding} (detected)")
+        return decoded.text, warnings
     for enc in ("utf-8-sig", "utf-16") if head.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
         try:
             return data.decode(enc), warnings
@@ -58,10 +70,10 @@ def cmd_label(args) -> int:
     from .predictor import Predictor, as_lines, html_lines
 
     keep = parse_keep(args.keep)
-    text, warnings = read_input(args.file)
+    is_html = args.html or (args.file.lower().endswith((".html", ".htm")) and not args.text)
+    text, warnings = read_input(args.file, html=is_html)
     for w in warnings:
         print(f"pagesieve: warning: {w}", file=sys.stderr)
-    is_html = args.html or (args.file.lower().endswith((".html", ".htm")) and not args.text)
     lines = html_lines(text, args.renderer) if is_html else as_lines(text)
     if not any(l.strip() for l in lines):
         print("pagesieve: the page is empty: nothing to label", file=sys.stderr)
@@ -153,6 +165,20 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .modeling import export
+
+    try:
+        out = export(args.model, args.dir)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    print(f"pagesieve export: {out} ({size / 2**20:.0f} MiB): load it with transformers' "
+          f"AutoModelForTokenClassification/AutoTokenizer.from_pretrained, or Predictor.from_pretrained",
+          file=sys.stderr)
+    return 0
+
+
 def add_runtime(parser, default: str = "torch"):
     from .onnxrt import RUNTIMES
 
@@ -168,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(prog="pagesieve", description=(
         "Label every line of a scraped web page as content, caption, navigation or ui_chrome."))
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"pagesieve {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     lab = sub.add_parser("label", help="label the lines of one page (text or HTML)", description=(
@@ -248,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"a page of more than N lines becomes an error record (default {limits.lines})")
     add_runtime(pr, default="auto")
     pr.set_defaults(fn=cmd_predict)
+
+    ex = sub.add_parser("export", help="write a self-contained Hugging Face folder of a model", description=(
+        "Write a model as a standard Hugging Face folder: config.json (BertForTokenClassification, labels, "
+        "pagesieve's line-encoding settings), model.safetensors with all weights in fp16 (the word table "
+        "too), the tokenizer (tokenizer.json) and the model card. transformers' AutoModelForTokenClassification "
+        "and AutoTokenizer load it alone (same logits as pagesieve); so does Predictor.from_pretrained, and it "
+        "can be uploaded to the Hugging Face Hub as is."))
+    ex.add_argument("dir", metavar="DIR", help="output folder (created; files of the same names are replaced)")
+    ex.add_argument("--model", help="model folder or Hub id org/name (default: the released model)")
+    ex.set_defaults(fn=cmd_export)
 
     tr = sub.add_parser("train", help="fine-tune a model (same as python train.py)", add_help=False)
     tr.add_argument("rest", nargs=argparse.REMAINDER)

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .encoding import per_line
-from .html import try_html_lines
+from .html import CharsetError, charset_from_content_type, decode_html, try_html_lines
 from .labels import LABELS
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
@@ -77,6 +77,7 @@ class Record:
     extra: dict = field(default_factory=dict)
     error: str | None = None
     html: str | bytes | None = None  # rendered to `lines` by `prepare` (in a worker), not by the reader
+    charset: str | None = None  # of `html` bytes, from the HTTP header (WARC); the rest is told by `decode_html`
 
 
 def check_page(rec: Record) -> Record:
@@ -127,6 +128,7 @@ def split_lines(text: str) -> list[str]:
 
 
 BAD_ENCODING = "bad encoding (not UTF-8)"
+BAD_CHARSET = "bad encoding (HTML in an unknown charset: not UTF-8, none declared, none detected)"
 # the error of the record standing for what a truncated or corrupt input file no longer gives
 CORRUPT = "truncated or corrupt input"
 
@@ -141,9 +143,17 @@ def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = 
 
 
 def render(rec: Record, renderer: str) -> Record:
-    """HTML -> lines (or an error record)."""
+    """HTML -> lines (or an error record). HTML bytes are decoded with their charset (`decode_html`:
+    byte-order mark, HTTP header, <meta>, detection), never as UTF-8 with replacement characters."""
     if rec.html is not None and rec.error is None:
-        lines = try_html_lines(rec.html, renderer)
+        html = rec.html
+        if isinstance(html, (bytes, bytearray)):
+            try:
+                html = decode_html(bytes(html), rec.charset)
+            except CharsetError:
+                rec.html, rec.error = None, BAD_CHARSET
+                return rec
+        lines = try_html_lines(html, renderer)
         rec.html = None
         if lines is None:
             rec.error = "HTML does not parse"
@@ -288,11 +298,11 @@ def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool,
         page = [l if isinstance(l, str) else ("" if l is None else str(l)) for l in rec[fields.lines]]
     elif isinstance(rec.get(fields.text), str):
         page = rec[fields.text]
-    elif isinstance(rec.get(fields.html), str):
+    elif isinstance(rec.get(fields.html), (str, bytes)):  # bytes: a binary column, decoded by `render`
         page = html = rec[fields.html]
     else:
         return Record(rid, extra=extra, error=f"no text field (looked for {fields.lines!r}, {fields.text!r}, {fields.html!r})")
-    if _utf8_over(page, limits.record_bytes):
+    if len(page) > limits.record_bytes if isinstance(page, bytes) else _utf8_over(page, limits.record_bytes):
         return Record(rid, extra=extra, error=too_large(limits.record_bytes))
     if html is not None:
         return Record(rid, extra=extra, html=page)
@@ -366,8 +376,9 @@ def _warc_body(rec, limit: int) -> tuple[bytes, str | None]:
 
 def _warc_page(rec, fallback_id: str, fmt: str, limits: Limits) -> Record | None:
     """The page of a WARC record (None for warcinfo, request, metadata... records: not pages)."""
+    # (an ARC record has no id: its place in the file is one, the same at every read)
     rid = rec.rec_headers.get_header("WARC-Record-ID") or fallback_id
-    extra = {"url": rec.rec_headers.get_header("WARC-Target-URI")}
+    extra = {"url": rec.rec_headers.get_header("WARC-Target-URI") or rec.rec_headers.get_header("uri")}
     length = rec.rec_headers.get_header("Content-Length")
     if rec.length is None or (length is not None and not length.strip().isdigit()):
         # every record has one: its header was cut short, by the end of the file
@@ -384,17 +395,35 @@ def _warc_page(rec, fallback_id: str, fmt: str, limits: Limits) -> Record | None
         ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
         if ctype and "html" not in ctype.lower():
             return Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
-        return Record(rid, extra=extra, html=body)
+        return Record(rid, extra=extra, html=body, charset=charset_from_content_type(ctype))
     return text_page(rid, body, extra)
+
+
+def _warc_records(records) -> Iterator:
+    """warcio's records; a record header it fails on with another exception than its own (a header cut
+    before its WARC-Target-URI raises AttributeError) is CorruptInput, not a traceback."""
+    from warcio.exceptions import ArchiveLoadFailed
+
+    it = iter(records)
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except (OSError, EOFError, zlib.error, ArchiveLoadFailed):
+            raise
+        except Exception as e:
+            raise CorruptInput(f"unreadable record header ({type(e).__name__})") from None
+        yield rec
 
 
 def read_warc(path, fmt, limits: Limits) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as fh:
-        records = ArchiveIterator(fh, arc2warc=True)
+        records = ArchiveIterator(fh)  # not arc2warc: it gives ARC records a new random id at every read
         n = end = 0
-        for n, rec in enumerate(records, 1):
+        for n, rec in enumerate(_warc_records(records), 1):
             page = _warc_page(rec, f"{path}:{n}", fmt, limits)
             end = records.get_record_offset() + records.get_record_length()
             if page is not None:
@@ -450,7 +479,9 @@ def _salvaged(path: str, records: Iterator[Record], errors: tuple) -> Iterator[R
             n += 1
             yield r
     except errors as e:
-        detail = str(e) or type(e).__name__
+        detail = " ".join(str(e).split()) or type(e).__name__
+        if len(detail) > 200:  # warcio quotes the bad line, binary and as long as it is
+            detail = detail[:200] + "..."
         yield Record(f"{path}:{n + 1}", error=f"{CORRUPT} ({detail}; the rest of {path} is lost)")
 
 

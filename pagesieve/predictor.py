@@ -66,15 +66,17 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None,
                         runtime: str = "torch") -> "Predictor":
-        """Load a checkpoint (default: the released model in `model/`); CUDA when available.
+        """Load a model; CUDA when available. `path`: a model folder (a release or an exported folder),
+        a Hugging Face Hub id "org/name" (downloaded once into the Hub cache; offline, from that cache),
+        or None: the released model (`model/` in a checkout, else the copy installed with the package).
 
         `runtime` on a CPU: "torch" (fp32), "torch-int8" (torch dynamic quantization: faster, less
         accurate), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with int8 weights: the
         fastest, about as accurate as fp32), or "auto" (onnx-int8 on a CPU, torch on a GPU)."""
-        from .backbone import load_tokenizer
         from .onnxrt import resolve_runtime
 
-        predictor = cls(modeling.load(path), load_tokenizer(), device)
+        folder = modeling.resolve(path)
+        predictor = cls(modeling.load(folder), modeling.load_tokenizer(folder), device)
         runtime = resolve_runtime(runtime, predictor.device.type)
         if runtime.startswith("onnx"):
             predictor.use_onnx(int8=runtime.endswith("int8"))
