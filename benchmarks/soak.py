@@ -1,7 +1,7 @@
 """Fault-injection soak of `pagesieve predict` (issue 17); not run in CI.
 
-    python benchmarks/soak.py                       # 1,000,000 records
-    python benchmarks/soak.py --records 20000       # a few minutes
+    python benchmarks/soak.py                       # 1,000,000 records (~30 min on 2 shared cores)
+    python benchmarks/soak.py --records 20000       # ~1.5 min (100,000: ~3 min)
     python benchmarks/soak.py --records 20000 --kills 8 --seed 3 --workdir /tmp/soak --keep
 
 Builds a crawl of `--records` input records spread over JSONL.zst, Parquet, WET (.warc.wet.gz) and

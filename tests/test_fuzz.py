@@ -298,17 +298,18 @@ def test_arc_records_have_the_same_ids_at_every_read(tmp_path):
         (f"{path}:2", {"url": "http://ex.com/"}, ["Привет"])]
 
 
-@settings(FUZZ, max_examples=max(10, EXAMPLES // 3))
+@FUZZ
 @given(data=payloads | st.binary(max_size=300), name=st.sampled_from(["page.html", "page.txt"]))
-def test_label_command_on_any_bytes(tiny_model_dir, capsys, data, name):
+def test_label_command_on_any_bytes(predictor, monkeypatch, capsys, data, name):
     """`pagesieve label FILE`: labels, or says in one line why not (exit 2); never a traceback."""
     from pagesieve.cli import main as cli_main
 
+    monkeypatch.setattr(Predictor, "from_pretrained", classmethod(lambda cls, *a, **k: predictor))  # loaded once
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
         try:
-            code = cli_main(["label", str(path), "--model", str(tiny_model_dir)])
+            code = cli_main(["label", str(path)])
         except SystemExit as e:
             code = e.code
     out = capsys.readouterr()
