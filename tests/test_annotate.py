@@ -72,7 +72,7 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
 
     (work / "answers" / "d1.x.txt").write_text((work / "answers" / "b1.x.txt").read_text())  # x again: not independent
     annotate.collect(work, corpora, tmp_path / "gold", corpora / "train.jsonl")
-    stored = [json.loads(l) for f in ("train", "validation") for l in open(tmp_path / "gold" / f"{f}.jsonl")]
+    stored = [p for f in ("train", "validation") for p in annotate._read_stored(annotate.gold_file(tmp_path / "gold", f))]
     assert len(stored) == 6 and all("lines" not in p and len(p["line_hashes"]) == len(p["labels"]) for p in stored)
     doubled = [p for p in stored if "labels_b" in p]
     assert len(doubled) == 1 and doubled[0]["labels_b"][0] == "ui_chrome" != doubled[0]["labels_a"][0]
@@ -82,7 +82,7 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
 
     # read back through the ordinary reader: lines come from the corpora, labels line up
     monkeypatch.setenv("PAGESIEVE_CORPORA", str(corpora))
-    pages = {p["id"]: p for f in ("train", "validation") for p in read_pages(tmp_path / "gold" / f"{f}.jsonl")}
+    pages = {p["id"]: p for f in ("train", "validation") for p in read_pages(annotate.gold_file(tmp_path / "gold", f))}
     assert len(pages) == 6
     for p in pages.values():
         assert [label_of(l) for l in p["lines"]] == p["labels"]
@@ -98,7 +98,7 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
                                                   "\n".join(annotate._as_ranges(final)) + "\n")
     assert annotate.check(work / "answers" / "r1.rev.txt") == []
     annotate.collect(work, corpora, tmp_path / "gold", corpora / "train.jsonl")
-    stored = [json.loads(l) for f in ("train", "validation") for l in open(tmp_path / "gold" / f"{f}.jsonl")]
+    stored = [p for f in ("train", "validation") for p in annotate._read_stored(annotate.gold_file(tmp_path / "gold", f))]
     rev = next(p for p in stored if p["id"] == doubled[0]["id"])
     assert rev["labels"] == final and rev["reviewer"] == "rev" and rev["review_rule"] == "the top line is a button"
     assert rev["labels_before_review"] == rev["labels_a"] and annotate.agreement(stored) == ag
@@ -109,7 +109,7 @@ def test_batches_check_collect_and_read_back(tmp_path, monkeypatch):
         r["html"] = r["html"].replace("<button>Share</button>", "<button>Share this</button>")
     with gzip.open(corpora / "tiny.jsonl.gz", "wt") as fh:
         fh.write("".join(json.dumps(r) + "\n" for r in recs))
-    again = {p["id"]: p for f in ("train", "validation") for p in read_pages(tmp_path / "gold" / f"{f}.jsonl")}
+    again = {p["id"]: p for f in ("train", "validation") for p in read_pages(annotate.gold_file(tmp_path / "gold", f))}
     pages[rev["id"]]["labels"] = rev["labels"]
     for pid, p in again.items():
         assert [l for l, lab in zip(p["lines"], p["labels"]) if lab is None] == ["Share this"]

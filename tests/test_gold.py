@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SHARED
+from pagesieve.data.annotate import _read_stored, gold_file
 from pagesieve.labels import LABELS
 
 GOLD = ROOT / "data" / "gold"
-STORED = {s: [json.loads(l) for l in (GOLD / f"{s}.jsonl").read_text().splitlines() if l.strip()]
-          for s in ("train", "validation")}
+STORED = {s: _read_stored(gold_file(GOLD, s)) for s in ("train", "validation")}
 
 
 def test_stored_gold_is_well_formed_and_split_by_site():

@@ -42,6 +42,18 @@ VALIDATION_SHARE_OTHER = 0.25  # rarer languages: a larger share, so validation 
 CORPUS_PAGE_TYPE = {"formasaurus": "form", "recipe_scrapers": "recipe"}
 
 
+def gold_file(folder: Path, split: str) -> Path:
+    """Where a split of stored gold lives (gzipped JSON Lines: hashes and labels compress well)."""
+    return Path(folder) / f"{split}.jsonl.gz"
+
+
+def _read_stored(path: Path) -> list[dict]:
+    import gzip
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(l) for l in fh if l.strip()]
+
+
 def line_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
 
@@ -372,7 +384,9 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
         records.append(page)
     out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "validation"):
-        with open(out / f"{split}.jsonl", "w") as fh:
+        import gzip
+
+        with gzip.open(gold_file(out, split), "wt", encoding="utf-8") as fh:
             for p in records:
                 if p["split"] == split:
                     fh.write(json.dumps(p, ensure_ascii=False) + "\n")
@@ -397,8 +411,7 @@ def make_review(work: Path, corpora: Path, names: list[str], n_pages: int, max_b
     whose labels and ground-truth hints disagree badly (`hint_disagreement`). Each page shows both
     answers (or the answer and the hint) line by line, and the current labels as ranges to edit."""
     answers, reviews, _ = _answers(work)
-    stored = {p["id"]: p for f in ("train", "validation") for l in open(gold / f"{f}.jsonl") if l.strip()
-              for p in [json.loads(l)]}
+    stored = {p["id"]: p for f in ("train", "validation") for p in _read_stored(gold_file(gold, f))}
     todo = [i for i, p in stored.items() if "labels_b" in p and p["labels_a"] != p["labels_b"]]
     flagged = [d["id"] for d in hint_disagreement(list(stored.values()), corpora)
                if d["g_not_content"] > 0.3 or d["content_not_g"] > 0.5]
@@ -535,7 +548,7 @@ def card(gold: Path, corpora: Path, shared_train: Path) -> str:
         return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
                          ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
-    recs = {split: [json.loads(l) for l in open(gold / f"{split}.jsonl") if l.strip()] for split in ("train", "validation")}
+    recs = {split: _read_stored(gold_file(gold, split)) for split in ("train", "validation")}
     shared = list(read_pages(shared_train))
     allp = recs["train"] + recs["validation"]
     text = ["# Gold data card", "",
@@ -609,7 +622,7 @@ def main(argv=None):
     c = sub.add_parser("check", help="check an answer file (WORK/answers/NAME.ANNOTATOR.txt) against its batch")
     k = sub.add_parser("collect", help="all answers -> stored gold pages (line hashes + labels)")
     h = sub.add_parser("halves", help="write the gold validation pages of half A and half B (by site), with their lines")
-    h.add_argument("--gold", type=Path, default=Path("data/gold/validation.jsonl"))
+    h.add_argument("--gold", type=Path, default=Path("data/gold/validation.jsonl.gz"))
     h.add_argument("--out", type=Path, required=True, help="folder for validation-A.jsonl and validation-B.jsonl")
     r = sub.add_parser("review", help="review batches (named r...): disagreements of double annotation, then pages "
                                       "whose labels and ground-truth hints disagree")
@@ -635,7 +648,7 @@ def main(argv=None):
     b.add_argument("--max-batch-lines", type=int, default=1500)
     b.add_argument("--double", action="store_true", help="a second annotation of every 10th page handed out")
     c.add_argument("answer", type=Path)
-    k.add_argument("--out", type=Path, required=True, help="folder for train.jsonl and validation.jsonl")
+    k.add_argument("--out", type=Path, required=True, help="folder for train.jsonl.gz and validation.jsonl.gz")
     args = ap.parse_args(argv)
     if args.cmd == "queue":
         queue(args.work, args.corpora, args.gold_dev, args.gold_train, args.max_lines)

@@ -311,7 +311,7 @@ def main(argv=None):
     b = sub.add_parser("build", help="render + weakly label the corpora into a datasets DatasetDict with a data card")
     b.add_argument("--out", required=True, type=Path, help="output folder (dataset/, README.md, rejects.jsonl)")
     b.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA, help="folder of corpus *.jsonl.gz files")
-    b.add_argument("--gold-train", type=Path, nargs="+", default=[DEFAULT_GOLD_TRAIN, PROJECT_GOLD / "train.jsonl"],
+    b.add_argument("--gold-train", type=Path, nargs="+", default=[DEFAULT_GOLD_TRAIN, PROJECT_GOLD / "train.jsonl.gz"],
                    help="gold pages whose labels replace weak ones (default: the shared and the project's gold train)")
     b.add_argument("--keep-validation-sites", action="store_true",
                    help="also build the pages of the gold validation sites (by default they are left out)")
