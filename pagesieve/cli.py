@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import time
 from pathlib import Path
 
 from .labels import LABELS
@@ -66,33 +68,76 @@ def parse_keep(value: str | None) -> tuple[str, ...] | None:
     return keep
 
 
-def cmd_label(args) -> int:
-    from .predictor import Predictor, as_lines, html_lines
+def parse_min_prob(values: list[str] | None) -> dict[str, float]:
+    """--min-prob content=0.8[,caption=0.5] (the option may also be given again)."""
+    from .predictor import check_min_prob
 
-    keep = parse_keep(args.keep)
+    thresholds = {}
+    for item in (i.strip() for v in values or () for i in v.split(",")):
+        if not item:
+            continue
+        label, _, value = item.partition("=")
+        try:
+            thresholds[label.strip()] = float(value)  # no "=": float("") fails too
+        except ValueError:
+            raise UserError(f"--min-prob: {item!r} is not LABEL=PROBABILITY, e.g. content=0.8") from None
+    try:
+        return check_min_prob(thresholds)
+    except ValueError as e:
+        raise UserError(f"--min-prob: {str(e).removeprefix('min_prob: ')}") from None
+
+
+# what would start a Markdown block: a marker character, or the "1." / "1)" of an ordered list
+_MARKDOWN_START = re.compile(r"^([#>*+=|`~<-]|\d{1,9}[.)](?=\s|$))")
+
+
+def to_markdown(kept: list[tuple[str, str | None]], title: str | None = None) -> str:
+    """Kept lines as Markdown: the title as `# `, each line (text, block) a heading ("h1".."h6"), a list
+    item ("li") or a paragraph; blocks separated by blank lines, list items kept together."""
+    out, previous = [], None
+    if title and (not kept or kept[0][0].strip() != title):
+        out.append(f"# {title}")
+    for text, block in kept:
+        if block == "li":
+            line = f"- {text}"
+        elif block:
+            line = "#" * int(block[1]) + f" {text}"
+        else:  # a paragraph that would read as Markdown syntax: its marker escaped ("\\#", "1\\."), its
+            # indentation dropped (four spaces make a code block)
+            line = _MARKDOWN_START.sub(lambda m: m[1][:-1] + "\\" + m[1][-1], text.lstrip())
+        out.append(line if not out else ("\n" if block == previous == "li" else "\n\n") + line)
+        previous = block
+    return "".join(out) + "\n" if out else ""
+
+
+def cmd_label(args) -> int:
+    from .predictor import HtmlPage, as_lines, html_page
+
+    keep = parse_keep(args.keep) or (("content",) if args.format == "markdown" else None)
+    min_prob = parse_min_prob(args.min_prob)
     is_html = args.html or (args.file.lower().endswith((".html", ".htm")) and not args.text)
     text, warnings = read_input(args.file, html=is_html)
     for w in warnings:
         print(f"pagesieve: warning: {w}", file=sys.stderr)
-    lines = html_lines(text, args.renderer) if is_html else as_lines(text)
-    if not any(l.strip() for l in lines):
+    page = html_page(text, args.renderer) if is_html else HtmlPage(as_lines(text), None, [])
+    if not any(l.strip() for l in page.lines):
         print("pagesieve: the page is empty: nothing to label", file=sys.stderr)
         return 0
-    predictor = Predictor.from_pretrained(args.model, device=args.device, runtime=args.runtime)
-    results = predictor.predict(lines)
+    predictor = load_predictor(args)
+    results = [r for r in predictor.predict(page.lines, min_prob=min_prob) if not keep or r.label in keep]
     out = sys.stdout
-    colour = out.isatty() and not os.environ.get("NO_COLOR") and args.format == "text"
-    if keep:
-        for r in results:
-            if r.label in keep:
-                out.write(r.text + "\n")
+    if args.format == "markdown":
+        out.write(to_markdown([(r.text, page.blocks[r.index] if page.blocks else None) for r in results], page.title))
         return 0
+    colour = out.isatty() and not os.environ.get("NO_COLOR") and args.format == "text"
     for r in results:
         if args.format == "jsonl":
             out.write(json.dumps({"line": r.index, "label": r.label, "probs": r.probs, "text": r.text},
                                  ensure_ascii=False) + "\n")
         elif args.format == "tsv":
             out.write(f"{r.label}\t{r.probs[r.label]:.3f}\t{r.text}\n")
+        elif keep:  # text with --keep: the kept text alone
+            out.write(r.text + "\n")
         else:
             lab = f"{r.label:<10}"
             if colour:
@@ -120,6 +165,8 @@ def cmd_predict(args) -> int:
     from .dump import CORRUPT, Fields, Limits, WorkersFailed, predict_dump
 
     keep = parse_keep(args.keep)
+    min_prob = parse_min_prob(args.min_prob)
+    started = time.monotonic()
     if args.hf_dataset:
         args.inputs = list(args.inputs) + [args.hf_dataset]
         args.format = args.format or "hf"
@@ -134,7 +181,7 @@ def cmd_predict(args) -> int:
             keep=keep, with_probs=args.probs, with_labels=not args.no_labels, with_lines=args.with_lines,
             keep_fields=args.keep_fields, renderer=args.renderer, hf_split=args.split,
             batch_size=args.batch_size, shard_size=args.shard_size, runtime=args.runtime, workers=args.workers,
-            limits=Limits(args.max_record_bytes, args.max_line_bytes, args.max_lines))
+            limits=Limits(args.max_record_bytes, args.max_line_bytes, args.max_lines), min_prob=min_prob)
     except ValueError as e:
         raise UserError(str(e)) from None
     except WorkersFailed as e:
@@ -148,6 +195,11 @@ def cmd_predict(args) -> int:
         return 1
     errs = ", ".join(f"{k}: {v}" for k, v in sorted(summary["errors"].items())) or "none"
     print(f"pagesieve predict: {summary['records_in']} records in, {summary['records_out']} out; errors: {errs}",
+          file=sys.stderr)
+    n_lines = sum(summary["lines"].values())
+    by_label = ", ".join(f"{label} {n:,} ({n / max(n_lines, 1):.1%})" for label, n in summary["lines"].items())
+    where = "each output's .summary.json" if "outputs" in summary else f"{summary['output']}.summary.json"
+    print(f"pagesieve predict: {n_lines:,} lines: {by_label}; {time.monotonic() - started:.1f} s (summary in {where})",
           file=sys.stderr)
     if summary["errors"].get(CORRUPT):
         print(f"pagesieve predict: warning: input is truncated or corrupt: its readable records are in the "
@@ -165,6 +217,32 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    from . import fast, modeling
+    from .backbone import ensure_backbone
+    from .onnxrt import exported
+
+    folder = modeling.resolve(args.model)  # a Hub id: downloaded into the Hugging Face cache
+    runtimes = ("onnx", "onnx-int8") if args.runtime == "all" else (args.runtime,)  # fp32 first: int8 reuses it
+    if fast.is_fast_dir(folder):  # the fast tier runs with torch: nothing to export
+        if args.runtime.startswith("onnx"):
+            raise UserError(f"{folder}: the fast tier runs with torch only, not --runtime {args.runtime}")
+        model, runtimes = fast.load(folder), ()
+    else:
+        try:
+            model = modeling.load(folder)
+        except ValueError as e:  # not a pagesieve model
+            raise UserError(str(e)) from None
+    caches = [("backbone", ensure_backbone()), ("model", folder)]
+    for runtime in runtimes:
+        if runtime.startswith("onnx"):
+            caches.append((runtime, exported(model, int8=runtime.endswith("int8"))))
+    for what, path in caches:
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        print(f"{what:<10} {sum(f.stat().st_size for f in files) / 2**20:8.1f} MiB  {path}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .modeling import export
 
@@ -177,6 +255,39 @@ def cmd_export(args) -> int:
           f"AutoModelForTokenClassification/AutoTokenizer.from_pretrained, or Predictor.from_pretrained",
           file=sys.stderr)
     return 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    if Path(args.output).is_dir():  # found before the model runs
+        raise UserError(f"{args.output}: is a directory (-o names the HTML file to write)")
+    try:
+        pages = report.read_inputs(args.inputs, gold=args.gold, renderer=args.renderer)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if any(p.labels is None for p in pages):
+        report.label(pages, load_predictor(args))
+    out = report.write(pages, args.output, title=f"pagesieve report: {', '.join(args.inputs)}")
+    print(f"pagesieve report: {len(pages)} pages written to {out}", file=sys.stderr)
+    return 0
+
+
+def load_predictor(args):
+    """The model of --model, --device and --runtime; one it cannot run is one line, not a traceback."""
+    from .predictor import Predictor
+
+    try:
+        return Predictor.from_pretrained(args.model, device=args.device, runtime=args.runtime)
+    except ValueError as e:  # not a pagesieve model; the fast tier with an ONNX runtime
+        raise UserError(str(e)) from None
+
+
+def add_min_prob(parser):
+    parser.add_argument("--min-prob", action="append", metavar="LABEL=P[,LABEL=P]", help=(
+        "per-class thresholds, e.g. content=0.8: a line whose most probable label is below its threshold "
+        "takes the next most probable label that passes (labels without a threshold always pass); higher "
+        "content thresholds trade recall for precision (README: measured on the dev pages)"))
 
 
 def add_runtime(parser, default: str = "torch"):
@@ -203,17 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
         "Print each non-blank line of a page with its label. FILE is a text file (one line per line of the "
         "page), an HTML file (.html/.htm or --html), or - for standard input."))
     lab.add_argument("file", metavar="FILE|-")
-    lab.add_argument("--format", choices=("text", "tsv", "jsonl"), default="text",
-                     help="text: label and line (coloured on a terminal); tsv: label, probability, line; "
-                          "jsonl: one object per line with every class probability")
-    lab.add_argument("--keep", metavar="LABELS", help="print only the text of lines with these labels, e.g. content,caption")
+    lab.add_argument("--format", choices=("text", "tsv", "jsonl", "markdown"), default="text",
+                     help="text: label and line (coloured on a terminal), or with --keep the kept text alone; "
+                          "tsv: label, probability, line; jsonl: one object per line with every class "
+                          "probability; markdown: the kept text (--keep, default content) as Markdown: the HTML "
+                          "title as `# `, headings and list items where the HTML has them, else paragraphs")
+    lab.add_argument("--keep", metavar="LABELS", help="only the lines with these labels, e.g. content,caption "
+                                                      "(with --format text: their text alone)")
+    add_min_prob(lab)
     lab.add_argument("--html", action="store_true", help="the input is HTML: render it to lines first")
     lab.add_argument("--text", action="store_true", help="the input is text even if its name ends in .html")
     lab.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
                      help="how HTML becomes lines (default: innertext, like a browser)")
     lab.add_argument("--model", help="model folder (default: the released model in model/)")
     lab.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    add_runtime(lab)
+    add_runtime(lab, default="auto")
     lab.set_defaults(fn=cmd_label)
 
     ev = sub.add_parser("evaluate", help="score a model (and baselines) on labeled pages", description=(
@@ -255,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
                     help="how HTML (html field, WARC responses) becomes lines")
     pr.add_argument("--keep", metavar="LABELS", help="also write `text`: the lines with these labels, e.g. content,caption")
+    add_min_prob(pr)
     pr.add_argument("--probs", action="store_true", help="also write the four class probabilities of each line")
     pr.add_argument("--no-labels", action="store_true", help="do not write per-line labels (with --keep: text only)")
     pr.add_argument("--with-lines", action="store_true", help="also write the input lines")
@@ -278,6 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime(pr, default="auto")
     pr.set_defaults(fn=cmd_predict)
 
+    pp = sub.add_parser("prepare", aliases=["download"], help="fill the caches once (before a cluster job)",
+                        description=(
+        "Convert the packaged backbone, get the model (a Hub id is downloaded into the Hugging Face cache) and "
+        "export its ONNX graphs, each once, and print where each cache is and its size. Run it once where "
+        "the jobs will read the caches (PAGESIEVE_CACHE, and HF_HOME for a Hub model, on a shared filesystem); "
+        "processes that start together on a cold cache also do each step once, the others waiting for it."))
+    pp.add_argument("--model", help="model folder or Hub id org/name (default: the released model)")
+    pp.add_argument("--runtime", default="all", choices=("onnx-int8", "onnx", "torch", "all"),
+                    help="the runtimes the jobs will use: onnx-int8 and onnx export an ONNX graph each, torch "
+                         "needs only the backbone and the model (default: all)")
+    pp.set_defaults(fn=cmd_prepare)
+
     ex = sub.add_parser("export", help="write a self-contained Hugging Face folder of a model", description=(
         "Write a model as a standard Hugging Face folder: config.json (BertForTokenClassification, labels, "
         "pagesieve's line-encoding settings), model.safetensors with all weights in fp16 (the word table "
@@ -287,6 +415,25 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("dir", metavar="DIR", help="output folder (created; files of the same names are replaced)")
     ex.add_argument("--model", help="model folder or Hub id org/name (default: the released model)")
     ex.set_defaults(fn=cmd_export)
+
+    rp = sub.add_parser("report", help="an HTML page to look at labeled pages (and disagreements with gold)",
+                        description=(
+        "Write one self-contained HTML file showing each page's lines coloured by label and shaded by "
+        "probability, with per-class counts; with --gold, the per-page accuracy and a filter for the lines "
+        "where the model disagrees with the gold labels."))
+    rp.add_argument("inputs", nargs="+", metavar="INPUT", help=(
+        "labeled pages (.jsonl[.gz] or a folder of them, lines + labels), a `pagesieve predict` output made "
+        "with --with-lines (and --probs for the shading), or plain pages (text or .html files: the model labels them)"))
+    rp.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    rp.add_argument("--gold", action="store_true",
+                    help="the labels in INPUT are gold: the model labels the lines again and the report shows "
+                         "where it disagrees")
+    rp.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
+                    help="how HTML files become lines (default: innertext, like a browser)")
+    rp.add_argument("--model", help="model folder or Hub id (default: the released model in model/)")
+    rp.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_runtime(rp, default="auto")
+    rp.set_defaults(fn=cmd_report)
 
     tr = sub.add_parser("train", help="fine-tune a model (same as python train.py)", add_help=False)
     tr.add_argument("rest", nargs=argparse.REMAINDER)
@@ -307,10 +454,21 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"pagesieve: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # an unwritable output, a cache path that is a file...: one line, as predict's
+        print(f"pagesieve: error: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:  # an optional extra that is not installed: say which
+        from .extras import missing_extra_message
+
+        message = missing_extra_message(e)
+        if message is None:
+            raise
+        print(f"pagesieve: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

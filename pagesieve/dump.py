@@ -39,8 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .encoding import per_line
-from .html import CharsetError, charset_from_content_type, decode_html, try_html_lines
+from .html import CharsetError, charset_from_content_type, decode_html, parse, render as render_html
 from .labels import LABELS
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
@@ -78,6 +77,8 @@ class Record:
     error: str | None = None
     html: str | bytes | None = None  # rendered to `lines` by `prepare` (in a worker), not by the reader
     charset: str | None = None  # of `html` bytes, from the HTTP header (WARC); the rest is told by `decode_html`
+    title: str | None = None  # of an HTML page (`html_title`), set by `render`
+    end: int | None = None  # bytes of its input read up to the end of this record (the progress bar)
 
 
 def check_page(rec: Record) -> Record:
@@ -142,24 +143,34 @@ def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = 
     return check_page(Record(rid, lines=split_lines(text), extra=extra or {}))
 
 
+def html_title(root) -> str | None:
+    """The title of a parsed HTML page: its <title> (not an SVG's), else its og:title; None if it has none."""
+    found = root.xpath("//title[not(ancestor::svg)]")
+    text = found[0].text_content() if found else ""
+    if not text.strip():
+        og = root.xpath("//meta[@property='og:title' or @name='og:title']/@content")
+        text = og[0] if og else ""
+    return " ".join(text.split()) or None
+
+
 def render(rec: Record, renderer: str) -> Record:
-    """HTML -> lines (or an error record). HTML bytes are decoded with their charset (`decode_html`:
-    byte-order mark, HTTP header, <meta>, detection), never as UTF-8 with replacement characters."""
+    """HTML -> lines and title (or an error record). HTML bytes are decoded with their charset
+    (`decode_html`: byte-order mark, HTTP header, <meta>, detection), never as UTF-8 with replacement
+    characters."""
     if rec.html is not None and rec.error is None:
         html = rec.html
-        if isinstance(html, (bytes, bytearray)):
-            try:
-                html = decode_html(bytes(html), rec.charset)
-            except CharsetError:
-                rec.html, rec.error = None, BAD_CHARSET
-                return rec
-        lines = try_html_lines(html, renderer)
         rec.html = None
-        if lines is None:
+        try:
+            root = parse(decode_html(bytes(html), rec.charset) if isinstance(html, (bytes, bytearray)) else html)
+            rec.lines = [line.text for line in render_html(root, renderer)]
+        except CharsetError:
+            rec.error = BAD_CHARSET
+            return rec
+        except ValueError:  # no document: empty, or not HTML at all
             rec.error = "HTML does not parse"
-        else:
-            rec.lines = lines
-            check_page(rec)
+            return rec
+        rec.title = html_title(root)
+        check_page(rec)
     return rec
 
 
@@ -200,7 +211,7 @@ class _ZstdStream(io.RawIOBase):
     def __init__(self, path: str):
         import zstandard
 
-        self._src = open(path, "rb")
+        self.source = open(path, "rb")
         self._zstd = zstandard.ZstdDecompressor()
         self._error = zstandard.ZstdError
         self._frame = None  # the decompressor of the frame being read, None between frames
@@ -214,7 +225,7 @@ class _ZstdStream(io.RawIOBase):
         while self._pos == len(self._out):
             if self._failed:
                 raise self._failed
-            data = self._src.read(1024)
+            data = self.source.read(1024)
             if not data:
                 if self._frame is not None:
                     raise CorruptInput("the zstd data ends inside a frame (truncated file)")
@@ -240,7 +251,7 @@ class _ZstdStream(io.RawIOBase):
         return b"".join(out)
 
     def close(self):
-        self._src.close()
+        self.source.close()
         super().close()
 
 
@@ -250,6 +261,16 @@ def open_binary(path: str):
     if path.endswith(".gz"):
         return gzip.open(path, "rb")
     return open(path, "rb")
+
+
+def disk_position(fh) -> int:
+    """How far into the file on disk a reader from `open_binary` has come (compressed bytes, give or
+    take the decompressor's read-ahead): the progress of a run."""
+    if isinstance(fh, gzip.GzipFile):
+        return fh.fileobj.tell()
+    if isinstance(getattr(fh, "raw", None), _ZstdStream):
+        return fh.raw.source.tell()
+    return fh.tell()
 
 
 def _bounded_lines(fh, limit: int) -> Iterator[bytes | None]:
@@ -309,29 +330,31 @@ def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool,
     return check_page(Record(rid, lines=split_lines(page) if isinstance(page, str) else page, extra=extra))
 
 
+def _jsonl_record(raw: bytes | None, fallback: str, fields, keep_fields, limits: Limits) -> Record:
+    """The record of one JSONL line (None: a line over the limit)."""
+    if raw is None:
+        return Record(fallback, error=too_large(limits.record_bytes))
+    if not raw.strip():
+        return Record(fallback, error="blank line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Record(fallback, error=BAD_ENCODING)
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as e:
+        return Record(fallback, error=f"bad JSON ({e.msg})")
+    if _SURROGATE_ESCAPE.search(text):
+        rec = _without_lone_surrogates(rec)
+    return record_from_dict(rec, fallback, fields, keep_fields, limits)
+
+
 def read_jsonl(path, fields, keep_fields, limits: Limits) -> Iterator[Record]:
     with open_binary(path) as fh:
         for n, raw in enumerate(_bounded_lines(fh, limits.record_bytes), 1):
-            fallback = f"{path}:{n}"
-            if raw is None:
-                yield Record(fallback, error=too_large(limits.record_bytes))
-                continue
-            if not raw.strip():
-                yield Record(fallback, error="blank line")
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield Record(fallback, error=BAD_ENCODING)
-                continue
-            try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield Record(fallback, error=f"bad JSON ({e.msg})")
-                continue
-            if _SURROGATE_ESCAPE.search(text):
-                rec = _without_lone_surrogates(rec)
-            yield record_from_dict(rec, fallback, fields, keep_fields, limits)
+            rec = _jsonl_record(raw, f"{path}:{n}", fields, keep_fields, limits)
+            rec.end = disk_position(fh)
+            yield rec
 
 
 def read_parquet(path, fields, keep_fields, limits: Limits) -> Iterator[Record]:
@@ -344,7 +367,7 @@ def read_parquet(path, fields, keep_fields, limits: Limits) -> Iterator[Record]:
     # bounded even when a row group holds gigabytes.
     # (None when none is there: every row then becomes a "no text field" error record.)
     columns = None if keep_fields else [c for c in pf.schema_arrow.names if c in wanted] or None
-    n = 0
+    n, size, total = 0, os.path.getsize(path), max(pf.metadata.num_rows, 1)
     for group in range(pf.num_row_groups):  # one by one: a corrupt row group loses its rows only
         rows = pf.metadata.row_group(group).num_rows
         try:
@@ -352,11 +375,14 @@ def read_parquet(path, fields, keep_fields, limits: Limits) -> Iterator[Record]:
                 for row in batch.to_pylist():
                     n += 1
                     rows -= 1
-                    yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, limits)
+                    rec = record_from_dict(row, f"{path}:{n}", fields, keep_fields, limits)
+                    rec.end = size * n // total  # the bytes read, as a share of the rows
+                    yield rec
         except (OSError, ArrowException) as e:
             for _ in range(rows):  # still one output record per input row
                 n += 1
-                yield Record(f"{path}:{n}", error=f"{CORRUPT} (row group {group}: {type(e).__name__})")
+                yield Record(f"{path}:{n}", error=f"{CORRUPT} (row group {group}: {type(e).__name__})",
+                             end=size * n // total)
 
 
 def _warc_body(rec, limit: int) -> tuple[bytes, str | None]:
@@ -427,6 +453,7 @@ def read_warc(path, fmt, limits: Limits) -> Iterator[Record]:
             page = _warc_page(rec, f"{path}:{n}", fmt, limits)
             end = records.get_record_offset() + records.get_record_length()
             if page is not None:
+                page.end = end
                 yield page
         # warcio ends quietly where a gzip member is cut before its first record header line: bytes
         # left after the last whole record (other than the blank lines between records) are a lost record
@@ -444,20 +471,26 @@ def _text_files(path: str) -> list[str]:
     return [path]
 
 
+def _text_file_page(f: str, limits: Limits) -> Record:
+    try:
+        if os.path.getsize(f) > limits.record_bytes:
+            return Record(f, error=too_large(limits.record_bytes))
+        data = Path(f).read_bytes()
+    except OSError as e:
+        return Record(f, error=f"unreadable ({e.strerror})")
+    if b"\x00" in data[:8192]:
+        return Record(f, error="binary file")
+    return text_page(f, data, encoding="utf-8-sig")  # a byte-order mark is not text
+
+
 def read_text_files(path, limits: Limits) -> Iterator[Record]:
+    end = 0
     for f in _text_files(path):
-        try:
-            if os.path.getsize(f) > limits.record_bytes:
-                yield Record(f, error=too_large(limits.record_bytes))
-                continue
-            data = Path(f).read_bytes()
-        except OSError as e:
-            yield Record(f, error=f"unreadable ({e.strerror})")
-            continue
-        if b"\x00" in data[:8192]:
-            yield Record(f, error="binary file")
-            continue
-        yield text_page(f, data, encoding="utf-8-sig")  # a byte-order mark is not text
+        rec = _text_file_page(f, limits)
+        with contextlib.suppress(OSError):
+            end += os.path.getsize(f)
+        rec.end = end
+        yield rec
 
 
 def read_hf(path, fields, keep_fields, split, limits: Limits) -> Iterator[Record]:
@@ -520,14 +553,27 @@ def read_records(path: str, fmt: str | None = None, fields: Fields | None = None
 
 
 # -- output records ----------------------------------------------------------------------------
-def output_record(rec: Record, page, probs, keep: tuple[str, ...] | None, with_probs: bool,
-                  with_labels: bool, with_lines: bool) -> dict:
+def line_labels(page, probs, min_prob: dict[str, float] | None = None) -> list[str | None]:
+    """The label of every line of a page (None for blank lines), with per-class thresholds."""
+    labels: list[str | None] = [None] * page.n_lines
+    if len(page.kept):
+        from .predictor import choose_labels
+
+        for i, c in zip(page.kept, choose_labels(probs, LABELS, min_prob).tolist()):
+            labels[i] = LABELS[c]
+    return labels
+
+
+def output_record(rec: Record, page, probs, labels: list[str | None] | None, keep: tuple[str, ...] | None,
+                  with_probs: bool, with_labels: bool, with_lines: bool) -> dict:
+    """The output record of an input record (`labels`: its `line_labels`, None for an error record)."""
     out = {"id": rec.id}
     out.update(rec.extra)
+    if rec.title and "title" not in out:  # a kept input field of that name wins
+        out["title"] = rec.title
     if rec.error:
         out["error"] = rec.error
         return out
-    labels = [LABELS[c] if c is not None else None for c in per_line(page, probs)]
     if with_labels:
         out["labels"] = labels
     if with_probs:
@@ -842,17 +888,26 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
                  with_lines: bool = False, keep_fields: bool = False, renderer: str = "innertext",
                  hf_split: str = "train", batch_size: int | None = None, shard_size: int = 1000,
                  runtime: str = "auto", workers: int = 0, limits: Limits | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, min_prob: dict[str, float] | None = None) -> dict:
     """Label every record of the inputs into `output` (.jsonl, .jsonl.gz, .parquet, or a directory:
-    one output per input). Returns the summary (records in/out, errors by reason).
+    one output per input). Returns the summary (records in/out, errors by reason, non-blank lines by
+    label), also written to OUTPUT.summary.json with `elapsed_s`: the seconds spent reading, labeling
+    and writing that output, over all the runs that made it (model loading not counted).
+
+    `min_prob`: per-class thresholds, e.g. {"content": 0.8} (the rule: `predictor.choose_labels`).
+    `progress`: a bar on stderr, with a total and an ETA: pages when the inputs' record counts are
+    cheap to know (Parquet metadata, text files, datasets), else bytes read of the input files.
 
     `workers` > 0 renders and tokenizes in that many processes while the model runs (0: one
     background thread); the output is the same either way. `limits`: sizes over which a record is an
     error record (`Limits()` by default). Missing inputs, bad output names, unwritable outputs and
     outputs another run holds raise (ValueError, FileNotFoundError) before the model loads."""
+    from .predictor import check_min_prob
+
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     if not inputs:
         raise ValueError("no input")
+    min_prob = check_min_prob(min_prob)
     if keep:
         bad = set(keep) - set(LABELS)
         if bad:
@@ -861,6 +916,8 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
                 hf_split=hf_split, shard_size=shard_size, limits=vars(limits or Limits()))
+    if min_prob:  # only when set: an unfinished run of an earlier version stays resumable
+        opts["min_prob"] = min_prob
     with contextlib.ExitStack() as stack:
         parts = [stack.enter_context(locked_parts(out)) for _, out in jobs]
         if predictor is None:
@@ -874,11 +931,13 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
 
 
 def _merge_summaries(summaries: list[dict]) -> dict:
-    errors = collections.Counter()
+    errors, lines = collections.Counter(), collections.Counter()
     for s in summaries:
         errors.update(s["errors"])
+        lines.update(s["lines"])
     return {"records_in": sum(s["records_in"] for s in summaries), "records_out": sum(s["records_out"] for s in summaries),
-            "errors": dict(errors), "outputs": [s["output"] for s in summaries]}
+            "errors": dict(errors), "lines": {label: lines[label] for label in LABELS},
+            "outputs": [s["output"] for s in summaries]}
 
 
 def _manifest(parts: Path, identity: dict) -> dict:
@@ -920,28 +979,103 @@ def _shard_problem(path: Path, shard: dict) -> str | None:
     return None
 
 
+def record_count(path: str, fmt: str | None = None, hf_split: str = "train") -> int | None:
+    """The number of records of an input when it is cheap to know (Parquet metadata, text files, a
+    saved dataset), else None."""
+    fmt = fmt or detect_format(path)
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "text":
+            return len(_text_files(path))
+        if fmt == "hf":
+            from datasets import DatasetDict, load_from_disk
+
+            ds = load_from_disk(path)
+            return (ds[hf_split] if isinstance(ds, DatasetDict) else ds).num_rows
+    except Exception:  # unreadable or corrupt: its reader tells what is wrong
+        return None
+    return None
+
+
+def input_size(path: str) -> int | None:
+    """The bytes on disk of an input the readers report progress in (`Record.end`), else None."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    if detect_format(path) == "text":
+        return sum(os.path.getsize(f) for f in _text_files(path))
+    return None
+
+
+class Progress:
+    """The progress bar of one output, with a total and an ETA when the input's size is known: in
+    pages when every input's record count is cheap to know, else in bytes of the input files read."""
+
+    def __init__(self, name: str, inputs: list[str], fmt: str | None, hf_split: str, done: int, enabled: bool):
+        self.name, self.enabled, self.bar, self.pages = name, enabled, None, done
+        counts = [record_count(i, fmt, hf_split) for i in inputs] if enabled else [None]
+        self.sizes = [input_size(i) for i in inputs] if enabled else [None] * len(inputs)
+        self.by_bytes = None in counts and None not in self.sizes
+        self.total = sum(self.sizes) if self.by_bytes else (sum(counts) if None not in counts else None)
+        self.position = 0 if self.by_bytes else done  # bytes of the inputs read (`Record.end`), or pages
+
+    def skipped(self, rec: Record):
+        """A record that a resumed run reads again and skips (its shard is done)."""
+        if self.by_bytes and rec.end is not None:
+            self.position = max(self.position, rec.end)
+
+    def update(self, chunk: list[Record]):
+        self.pages += len(chunk)
+        if not self.enabled:
+            return
+        if self.bar is None:  # made at the first piece: a resumed run's rate and ETA count only its own work
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.position, desc=self.name, file=sys.stderr,
+                            dynamic_ncols=True, **(dict(unit="B", unit_scale=True, unit_divisor=1024)
+                                                   if self.by_bytes else dict(unit="page")))
+        ends = [r.end for r in chunk if r.end is not None]
+        self.position = max([self.position, *ends]) if self.by_bytes else self.pages
+        self.bar.update(self.position - self.bar.n)
+        if self.by_bytes:
+            self.bar.set_postfix_str(f"{self.pages} pages", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dict, batch_size: int | None,
              opts: dict, workers: int, progress: bool) -> dict:
-    from tqdm import tqdm
-
     suffix = _output_suffix(out)
     manifest_path = parts / "manifest.json"
     manifest = _manifest(parts, {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs],
                                  **identity, "options": opts})
     done_records = sum(s["records"] for s in manifest["shards"])
     fields, limits = Fields(**opts["fields"]), Limits(**opts["limits"])
+    bar = Progress(out.name, inputs, opts["fmt"], opts["hf_split"], done_records, progress)
 
     def records():
-        for inp in inputs:
-            yield from read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["hf_split"], limits)
+        base = 0  # bytes of the inputs before this one: `end` counts from the start of the first
+        for inp, size in zip(inputs, bar.sizes):
+            for r in read_records(inp, opts["fmt"], fields, opts["keep_fields"], opts["hf_split"], limits):
+                if r.end is not None:
+                    r.end += base
+                yield r
+            base += size or 0
 
     def skipped(it, n):  # resume: skip what finished shards already hold
         for k, r in enumerate(it):
             if k >= n:
                 yield r
+            else:
+                bar.skipped(r)
 
     shard_size = opts["shard_size"]
     keep = tuple(opts["keep"]) or None
+    min_prob = opts.get("min_prob")
 
     piece = PIECE.get(predictor.device.type, 64)
 
@@ -950,9 +1084,8 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
             for i in range(0, len(shard), piece):
                 yield i + piece >= len(shard), shard[i:i + piece]
 
-    bar = tqdm(total=None, initial=done_records, unit="page", desc=out.name, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    lines, errors, n_records = [], collections.Counter(), 0
+    lines, errors, by_label, n_records = [], collections.Counter(), collections.Counter(), 0
+    shard_started = time.monotonic()
     for shard_ends, chunk, ok, encoded in _prefetch(_prepared(pieces(), predictor.encoder, opts["renderer"], limits,
                                                               workers)):
         probs = predictor.probs(encoded, batch_size) if ok else []
@@ -961,28 +1094,36 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
             page, pr = by_id.get(id(r), (None, None))
             if r.error:
                 errors[r.error.split(" (")[0]] += 1
-            lines.append(json.dumps(output_record(r, page, pr, keep, opts["with_probs"], opts["with_labels"],
+            labels = None if r.error else line_labels(page, pr, min_prob)
+            by_label.update(label for label in labels or () if label)
+            lines.append(json.dumps(output_record(r, page, pr, labels, keep, opts["with_probs"], opts["with_labels"],
                                                   opts["with_lines"]), ensure_ascii=False, default=str))
         n_records += len(chunk)
-        bar.update(len(chunk))
+        bar.update(chunk)
         if shard_ends:
             name = f"shard-{len(manifest['shards']):06d}.jsonl"
             data = ("\n".join(lines) + "\n").encode("utf-8")
             _write_atomic(parts / name, data)
+            now = time.monotonic()
             manifest["shards"].append({"file": name, "records": n_records, "sha1": hashlib.sha1(data).hexdigest(),
-                                       "errors": dict(errors)})
+                                       "errors": dict(errors), "lines": dict(by_label),
+                                       "seconds": round(now - shard_started, 3)})
             _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())  # the shard counts only once listed
-            lines, errors, n_records = [], collections.Counter(), 0
+            lines, errors, by_label, n_records, shard_started = [], collections.Counter(), collections.Counter(), 0, now
     bar.close()
 
     written = _assemble(parts, manifest, out, suffix)
-    errors = collections.Counter()
+    errors, by_label = collections.Counter(), collections.Counter()
     for s in manifest["shards"]:
         errors.update(s["errors"])
+        by_label.update(s.get("lines", {}))
     total = sum(s["records"] for s in manifest["shards"])
-    summary = {"output": str(out), "records_in": total, "records_out": written,
-               "errors": dict(errors)}
-    _write_atomic(out.with_name(out.name + ".summary.json"), json.dumps(summary, indent=1).encode())
+    # the work of this run and of the runs it resumes (their shards' time), model loading not counted
+    elapsed = sum(s.get("seconds", 0) for s in manifest["shards"]) + (time.monotonic() - shard_started)
+    summary = {"output": str(out), "records_in": total, "records_out": written, "errors": dict(errors),
+               "lines": {label: by_label[label] for label in LABELS}}
+    _write_atomic(out.with_name(out.name + ".summary.json"),
+                  json.dumps({**summary, "elapsed_s": round(elapsed, 1)}, indent=1).encode())
     shutil.rmtree(parts)
     return summary
 
@@ -992,7 +1133,7 @@ def parquet_schema(opts: dict):
     fields (keep_fields) as one JSON column `fields`."""
     import pyarrow as pa
 
-    cols = [("id", pa.string()), ("error", pa.string())]
+    cols = [("id", pa.string()), ("title", pa.string()), ("error", pa.string())]  # title: of HTML pages
     if opts["with_labels"]:
         cols.append(("labels", pa.list_(pa.string())))
     if opts["with_probs"]:
@@ -1013,6 +1154,8 @@ def to_table(rows: list[dict], schema):
     cols = {n: [] for n in schema.names}
     for r in rows:
         extra = {k: v for k, v in r.items() if k not in names}
+        if not isinstance(r.get("title", ""), str):  # a kept input field "title" that is not text
+            extra["title"], r = r["title"], {**r, "title": None}
         for n in schema.names:
             cols[n].append(json.dumps(extra, ensure_ascii=False, default=str) if n == "fields" else r.get(n))
     return pa.table(cols, schema=schema)

@@ -177,8 +177,15 @@ def run(model_path, data, baselines: bool = False, corpora: Path | None = None, 
     """Reports of the model (with a page-bootstrap interval of its macro-F1), of the `compare` model
     (with the paired difference) and of the baselines, on the same pages."""
     from .data import read_pages
+    from .extras import require
     from .predictor import Predictor
 
+    if baselines:  # before the model runs: a missing extra is one line, not a traceback minutes later
+        require("evaluate --baselines", "justext", "lxml_html_clean")
+        if corpora and Path(corpora).exists():
+            require("evaluate --baselines (trafilatura on the pages' HTML)", "trafilatura")
+    if out_dir:
+        require("evaluate --out (confusion.png)", "matplotlib")
     pages = [p for p in read_pages(data)]
     if not pages:
         raise ValueError(f"{data}: no labeled pages")

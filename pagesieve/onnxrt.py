@@ -23,8 +23,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -62,30 +60,25 @@ def _fingerprint(model) -> str:
 
 
 def exported(model, int8: bool, verbose: bool = True) -> Path:
-    """Path of the model's ONNX file (int8 or fp32), exporting it into the cache on first use."""
-    from .backbone import cache_dir
+    """Path of the model's ONNX file (int8 or fp32), exporting it into the cache on first use (once
+    for all the processes that ask at the same time: `backbone.build_once`)."""
+    from .backbone import build_once, cache_dir
 
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise ImportError("ONNX Runtime is not installed: pip install onnxruntime onnx (pagesieve depends on them)") from e
     folder = cache_dir() / "onnx"
-    folder.mkdir(parents=True, exist_ok=True)
     key = _fingerprint(model)
-    target = folder / (f"{key}.int8.onnx" if int8 else f"{key}.onnx")
-    if target.exists():
-        return target
-    if verbose:
-        print(f"pagesieve: exporting the model to ONNX{' (int8)' if int8 else ''} once, into {folder} ...",
-              file=sys.stderr)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")  # renamed when complete: atomic
-    if not int8:
-        _export_fp32(model, tmp)
-    else:
+    fp32 = folder / f"{key}.onnx"
+    target = folder / f"{key}.int8.onnx" if int8 else fp32
+
+    def export(tmp: Path):
+        if not int8:
+            return _export_fp32(model, tmp)
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        fp32 = folder / f"{key}.onnx"  # reused when cached, else a temporary export
-        src = fp32 if fp32.exists() else tmp.with_suffix(".fp32")
+        src = fp32 if fp32.exists() else Path(f"{tmp}.fp32")  # reused when cached, else a temporary export
         if src != fp32:
             _export_fp32(model, src)
         logging.disable(logging.WARNING)  # the quantizer's advice to pre-process applies to CNNs
@@ -98,8 +91,9 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
             logging.disable(logging.NOTSET)
             if src != fp32:
                 src.unlink(missing_ok=True)
-    os.replace(tmp, target)
-    return target
+
+    message = f"pagesieve: exporting the model to ONNX{' (int8)' if int8 else ''} once, into {folder} ..."
+    return build_once(target, export, message if verbose else None)
 
 
 def _input_peaks(model, module_of, seed: int = 0) -> list:

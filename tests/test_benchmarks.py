@@ -1,0 +1,72 @@
+"""benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models."""
+import html as htmllib
+import importlib.util
+import json
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def page_html(page) -> str:
+    """HTML whose rendering is the page's lines: one paragraph each."""
+    body = "".join(f"<p>{htmllib.escape(line)}</p>" for line in page["lines"])
+    return f"<html><head><title>t</title></head><body><article>{body}</article></body></html>"
+
+
+def test_extractor_lines_are_scored_as_evaluate_scores_trafilatura(bench, test_pages):
+    from pagesieve.evaluation import CONTENT, trafilatura_lines
+
+    for page in test_pages[:3]:
+        html = page_html(page)
+        ours = bench.lines_in_text(page["lines"], bench.trafilatura_text(html))
+        assert ours == trafilatura_lines(page, html)
+        assert CONTENT in ours  # the article's text was found: the comparison is not of two empty results
+
+
+def test_model_labels_follow_their_lines_onto_the_gold_lines(bench):
+    gold = ["Home", "A  headline", "Body text.", "Footer", "Body text."]
+    lines = ["Menu", "a headline", "", "Body text.", "Body text."]  # matched in order, whitespace and case aside
+    labels = ["navigation", "content", None, "caption", "ui_chrome"]
+    assert bench.labels_on_gold(gold, lines, labels) == [None, 0, 1, None, 3]
+
+
+def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(bench, tiny_model_dir, test_pages, tmp_path):
+    from pagesieve import Predictor, fast
+    from pagesieve.evaluation import model_predictions, report, trafilatura_lines
+
+    tiny = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "line_tokens": 8, "max_lines": 16,
+            "overlap_lines": 4}
+    fast_dir = fast.save(fast.LinePageModel(fast.FastConfig(**tiny), fast.word_table()), tmp_path / "fast")
+    pages = [dict(p, html=page_html(p)) for p in test_pages[:3]]
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages))
+    out = tmp_path / "out.json"
+    bench.main(["--gold", str(gold), "--models", f"{tiny_model_dir},{fast_dir}", "--runtimes", "torch",
+                "--baselines", "trafilatura,resiliparse", "--batch-size", "1", "--corpora", str(tmp_path / "none"),
+                "--out", str(out)])
+
+    rows = {(r["system"], r["input"]): r for r in json.loads(out.read_text())["rows"]}
+    base, tier = f"pagesieve {tiny_model_dir.name} torch", "pagesieve fast torch"
+    assert set(rows) == {(base, "HTML"), (base, "text"), (tier, "HTML"), (tier, "text"),
+                         ("trafilatura", "HTML"), ("resiliparse", "HTML")}  # the extractors: HTML only
+    n_lines = sum(len(p["lines"]) for p in pages)
+    for r in rows.values():
+        assert r["pages"] == 3 and r["lines"] == n_lines and r["pages_per_s"] > 0 and r["peak_rss_mb"] > 0
+        ratio = r["pages_per_s"] / rows[("trafilatura", "HTML")]["pages_per_s"]
+        assert 0 <= r["macro_f1"] <= 1 and r["ratio_to_trafilatura"] == pytest.approx(ratio, rel=1e-2, abs=1e-3)
+    assert rows[(base, "HTML")]["peak_rss_mb"] > rows[("resiliparse", "HTML")]["peak_rss_mb"]  # each its own process
+    # the same scores as `pagesieve evaluate`: a model on the gold lines (its rendering of the HTML is them), trafilatura on the HTML
+    assert rows[(base, "HTML")]["gold_lines_found"] == 1.0
+    expected = report("", pages, model_predictions(Predictor.from_pretrained(tiny_model_dir), pages, batch_size=1))
+    assert rows[(base, "HTML")]["macro_f1"] == rows[(base, "text")]["macro_f1"] == expected["macro_f1"]
+    expected = report("", pages, [trafilatura_lines(p, p["html"]) for p in pages])
+    assert rows[("trafilatura", "HTML")]["macro_f1"] == expected["macro_f1"]
