@@ -124,6 +124,8 @@ def resolve(model: str | Path | None = None) -> Path:
     """The folder of a model named by a path, a Hub id (downloaded and cached) or None (the release)."""
     if model is None or model == "":
         return default_model_dir()
+    if model == "fast" and not os.path.exists(model):  # the released fast tier, next to the released model
+        return default_model_dir() / "fast"
     if is_hub_id(model):
         return download(model)
     return Path(model).expanduser()
@@ -156,6 +158,11 @@ def load(path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> 
     path = resolve(path)
     if not _is_model_dir(path):
         raise ModelNotFoundError(f"{path}: not a pagesieve model folder (needs config.json and model.safetensors)")
+    from .fast import is_fast_dir
+
+    if is_fast_dir(path):
+        raise ValueError(f"{path} is a fast-tier model (a page transformer, not a transformers token classifier): "
+                         "load it with pagesieve.Predictor.from_pretrained; it has no Hugging Face export")
     config = BertConfig.from_json_file(str(path / "config.json"))
     if not hasattr(config, "pagesieve"):
         raise ValueError(f"{path}/config.json has no 'pagesieve' section: not a pagesieve checkpoint")

@@ -68,7 +68,8 @@ class Predictor:
                         runtime: str = "torch") -> "Predictor":
         """Load a model; CUDA when available. `path`: a model folder (a release or an exported folder),
         a Hugging Face Hub id "org/name" (downloaded once into the Hub cache; offline, from that cache),
-        or None: the released model (`model/` in a checkout, else the copy installed with the package).
+        or None: the released model (`model/` in a checkout, else the copy installed with the package);
+        "fast": the released fast tier (`model/fast/`: a page transformer over cheap line vectors).
 
         `runtime` on a CPU: "torch" (fp32), "torch-int8" (torch dynamic quantization: faster, less
         accurate), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with int8 weights: the
@@ -76,6 +77,12 @@ class Predictor:
         from .onnxrt import resolve_runtime
 
         folder = modeling.resolve(path)
+        from . import fast
+
+        if fast.is_fast_dir(folder):  # the fast tier: a page transformer over cheap line vectors
+            if runtime not in ("auto", "torch"):
+                raise ValueError(f"the fast tier runs with torch only, not --runtime {runtime} (use torch or auto)")
+            return fast.FastPredictor(fast.load(folder), modeling.load_tokenizer(folder), device)
         predictor = cls(modeling.load(folder), modeling.load_tokenizer(folder), device)
         runtime = resolve_runtime(runtime, predictor.device.type)
         if runtime.startswith("onnx"):
@@ -173,38 +180,75 @@ class Predictor:
         return [probs[i, w.label_positions] for i, w in enumerate(wins)]
 
     # -- user API ----------------------------------------------------------------------
-    def _results(self, lines: list[str], page: EncodedPage, probs: np.ndarray) -> list[LinePrediction]:
-        out = []
-        for row, idx in enumerate(page.kept):
-            p = probs[row]
-            out.append(LinePrediction(idx, lines[idx], self.labels[int(p.argmax())],
-                                      {lab: round(float(v), 4) for lab, v in zip(self.labels, p)}))
-        return out
+    def _results(self, lines: list[str], page: EncodedPage, probs: np.ndarray,
+                 min_prob: Mapping[str, float] | None = None) -> list[LinePrediction]:
+        ids = choose_labels(probs, self.labels, min_prob)
+        return [LinePrediction(idx, lines[idx], self.labels[int(c)],
+                               {lab: round(float(v), 4) for lab, v in zip(self.labels, probs[row])})
+                for row, (idx, c) in enumerate(zip(page.kept, ids))]
 
     def predict(self, text_or_lines: str | bytes | Sequence[str] | None = None, *, html: str | bytes | None = None,
-                renderer: str = "innertext") -> list[LinePrediction]:
+                renderer: str = "innertext", min_prob: Mapping[str, float] | None = None) -> list[LinePrediction]:
         """Label each non-blank line of a page given as text (str, or UTF-8 bytes), a list of lines,
-        or `html=`. Anything else raises TypeError or ValueError (see `as_lines`)."""
+        or `html=`. Anything else raises TypeError or ValueError (see `as_lines`). `min_prob`:
+        per-class thresholds, e.g. {"content": 0.8} (see `choose_labels` for the rule)."""
         if (text_or_lines is None) == (html is None):
             raise TypeError("predict() takes one page: text or a list of lines, or html=" +
                             (", not both" if html is not None else ""))
         _check_renderer(renderer)
-        return self.predict_many([html_lines(html, renderer) if html is not None else text_or_lines])[0]
+        return self.predict_many([html_lines(html, renderer) if html is not None else text_or_lines],
+                                 min_prob=min_prob)[0]
 
-    def predict_many(self, pages: Iterable[str | bytes | Sequence[str]],
-                     batch_size: int | None = None) -> list[list[LinePrediction]]:
+    def predict_many(self, pages: Iterable[str | bytes | Sequence[str]], batch_size: int | None = None,
+                     min_prob: Mapping[str, float] | None = None) -> list[list[LinePrediction]]:
         """`predict` for a list of pages (each text or a list of lines), windows batched across pages."""
+        min_prob = check_min_prob(min_prob)
         pages = _pages(pages)
-        return [self._results(lines, page, probs)
+        return [self._results(lines, page, probs, min_prob)
                 for lines, (page, probs) in zip(pages, self.line_probs(pages, batch_size))]
 
     def clean(self, text_or_lines: str | Sequence[str] | None = None, keep: Sequence[str] = ("content",), *,
-              html: str | bytes | None = None) -> str:
-        """The page's text with only the lines whose label is in `keep`."""
+              html: str | bytes | None = None, min_prob: Mapping[str, float] | None = None) -> str:
+        """The page's text with only the lines whose label is in `keep` (labels chosen with `min_prob`)."""
         bad = set(keep) - set(LABELS)
         if bad:
             raise ValueError(f"unknown label(s) {sorted(bad)}: expected some of {', '.join(LABELS)}")
-        return "\n".join(r.text for r in self.predict(text_or_lines, html=html) if r.label in keep)
+        return "\n".join(r.text for r in self.predict(text_or_lines, html=html, min_prob=min_prob)
+                         if r.label in keep)
+
+
+def check_min_prob(min_prob: Mapping[str, float] | None) -> dict[str, float]:
+    """Per-class thresholds as a dict, checked: known labels, numbers from 0 to 1 (ValueError otherwise)."""
+    if not min_prob:
+        return {}
+    if not isinstance(min_prob, Mapping):
+        raise TypeError(f"min_prob is a dict of label -> probability, not {type(min_prob).__name__}")
+    bad = sorted(set(min_prob) - set(LABELS))
+    if bad:
+        raise ValueError(f"min_prob: unknown label(s) {', '.join(map(str, bad))}: choose from {', '.join(LABELS)}")
+    for label, value in min_prob.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"min_prob: {label} must be a probability from 0 to 1, not {value!r}")
+    return {label: float(value) for label, value in min_prob.items()}
+
+
+def choose_labels(probs: np.ndarray, labels: Sequence[str], min_prob: Mapping[str, float] | None = None) -> np.ndarray:
+    """The class id of each row of (lines, classes) probabilities, with per-class thresholds.
+
+    The rule: a line takes the most probable class that passes its threshold: a class in `min_prob`
+    passes when its probability is at least the threshold, a class not in `min_prob` always passes.
+    So a line whose top class is below its threshold falls back to the next most probable class
+    that passes. When no class passes (every class has a threshold and all are below it), the line
+    keeps its top class. Without thresholds this is the plain argmax."""
+    probs = np.asarray(probs)
+    if not min_prob or not len(probs):
+        return probs.argmax(-1)
+    floor = np.array([min_prob.get(label, 0.0) for label in labels], dtype=probs.dtype)
+    passes = probs >= floor
+    ids = np.where(passes, probs, -1.0).argmax(-1)  # classes under their threshold rank below all others
+    none = ~passes.any(-1)
+    ids[none] = probs[none].argmax(-1)
+    return ids
 
 
 def _pages(pages: Iterable[str | bytes | Sequence[str]]) -> list[list[str]]:
@@ -221,6 +265,41 @@ def _check_renderer(renderer: str):
 
     if renderer not in RENDERERS:
         raise ValueError(f"unknown renderer {renderer!r}: expected one of {', '.join(RENDERERS)}")
+
+
+@dataclass
+class HtmlPage:
+    """An HTML page rendered to lines, with what Markdown output needs."""
+    lines: list[str]
+    title: str | None  # <title>, else og:title
+    blocks: list[str | None]  # per line: "h1".."h6" or "li" when its text comes from one, else None
+
+
+_BLOCK_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "li"}
+
+
+def html_page(html: str | bytes, renderer: str = "innertext") -> HtmlPage:
+    """`html_lines` with the page's title and the heading or list item each line comes from."""
+    from .dump import html_title
+    from .html import CharsetError, parse, render
+
+    if not isinstance(html, (str, bytes)):
+        raise TypeError(f"html must be str or bytes, not {type(html).__name__}")
+    _check_renderer(renderer)
+    try:
+        root = parse(html)
+        lines = render(root, renderer)
+    except CharsetError:
+        raise
+    except ValueError:  # no document: an empty page
+        return HtmlPage([], None, [])
+
+    def block(el) -> str | None:  # the nearest heading or list item around the line's main element
+        while el is not None and el.tag not in _BLOCK_TAGS:
+            el = el.getparent()
+        return el.tag if el is not None else None
+
+    return HtmlPage([line.text for line in lines], html_title(root), [block(line.element) for line in lines])
 
 
 def html_lines(html: str | bytes, renderer: str = "innertext") -> list[str]:

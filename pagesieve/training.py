@@ -452,6 +452,16 @@ def main(argv=None, prog: str = "train.py"):
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                     help="override a config field, e.g. --set lr=3e-5 --set 'train=[my.jsonl]'")
     args = ap.parse_args(argv)
+    if _arch(args.config, args.overrides) == "line-page":  # the fast tier (pagesieve/fast.py)
+        from . import fast
+
+        try:
+            fcfg = fast.FastTrainConfig.load(args.config, args.overrides)
+        except (ValueError, FileNotFoundError, TypeError) as e:
+            ap.error(str(e))
+        res = fast.train(fcfg)
+        print(json.dumps({"best_validation_macro_f1": res["best_validation_macro_f1"]}))
+        return
     try:
         cfg = TrainConfig.load(args.config, args.overrides)
     except (ValueError, FileNotFoundError, TypeError) as e:
@@ -459,3 +469,17 @@ def main(argv=None, prog: str = "train.py"):
     res = train(cfg)
     if "validation" in res:
         print(json.dumps({k: v for k, v in res["validation"].items() if k.startswith("eval_")}, indent=1))
+
+
+def _arch(config: str | None, overrides: list[str]) -> str:
+    """The `arch` a config asks for ("" for the token classifier)."""
+    import yaml
+
+    arch = ""
+    if config and Path(config).is_file():
+        arch = (yaml.safe_load(Path(config).read_text()) or {}).get("arch", "")
+    for o in overrides:
+        k, _, v = o.partition("=")
+        if k.strip() == "arch":
+            arch = v.strip()
+    return arch

