@@ -155,16 +155,6 @@ def run_in_child(spec: dict, tmp: Path) -> dict:
 
 
 # -- accuracy: every system's output as labels of the gold lines --------------------------------
-def lines_in_text(lines: list[str], text: str) -> list[int]:
-    """The rule of pagesieve.evaluation.trafilatura_lines: a line is content when the extracted text
-    has it as a line, or, for a line of 40 characters or more, anywhere in its lines."""
-    from pagesieve.evaluation import CONTENT, OTHER, _norm
-
-    kept = {_norm(l) for l in text.splitlines() if l.strip()}
-    joined = " ".join(sorted(kept))
-    return [CONTENT if (_norm(l) in kept or (len(l) >= 40 and _norm(l) in joined)) else OTHER for l in lines]
-
-
 def labels_on_gold(gold_lines: list[str], lines: list[str], labels: list[str | None]) -> list[int | None]:
     """Each gold line takes the label of the same line (same text, matched in order) among a model's
     lines; None where they lack it."""
@@ -183,7 +173,7 @@ def labels_on_gold(gold_lines: list[str], lines: list[str], labels: list[str | N
 
 
 def accuracy(pages: list[dict], input_kind: str, result: dict) -> dict:
-    from pagesieve.evaluation import OTHER, gold_of, report
+    from pagesieve.evaluation import OTHER, gold_of, lines_in_text, report
 
     scored = [gold_of(p)[0] for p in pages]
     found = None
@@ -205,9 +195,9 @@ def gold_pages(sources: list[str], corpora: Path, renderer: str, limit: int | No
     """Gold pages with HTML, shuffled (fixed seed) and cut to `limit`, each with the lines every input
     gives the models. Also returns how many pages had no HTML."""
     from pagesieve.data import read_pages
-    from pagesieve.dump import split_lines
     from pagesieve.evaluation import html_by_id
     from pagesieve.predictor import html_lines
+    from pagesieve.text import split_lines
 
     os.environ["PAGESIEVE_CORPORA"] = str(corpora)  # where hash-only gold pages are rendered from (in its own process)
     pages = [p for s in sources for p in read_pages(GOLD.get(s, s))]

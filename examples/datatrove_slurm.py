@@ -8,9 +8,14 @@ The pipeline and outputs are those of datatrove_local.py; WARC_FOLDER and OUTPUT
 by every node (shared disk, s3://...). Each task asks for --cpus CPUs with 1 GB each: one task's peak
 RSS is 1.33 GB (the model, onnx-int8) and it labels ~540 lines per CPU-second
 (datatrove_local.py says how that was measured): size --time from that and your pages. Rerun the
-same command after failures: finished tasks are skipped. Warm the model cache on each node first
-(`pagesieve label page.txt --runtime onnx-int8`), or the first tasks on a node each convert the
-model (~15 s).
+same command after failures: finished tasks are skipped. Fill the caches once, on a filesystem every
+node reads, before the job (README: "A cluster"):
+
+    export PAGESIEVE_CACHE=/shared/pagesieve-cache   # in this shell (or --env-command): the tasks read it
+    pagesieve prepare --runtime onnx-int8            # the runtime the tasks run (--runtime auto on a CPU)
+
+and the tasks start at once. Without it, the tasks that start together on a cold cache still convert
+the model only once: the first holds a lock file, the others wait for it.
 """
 from datatrove_local import arguments, pipeline
 

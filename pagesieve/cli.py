@@ -9,63 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-from .labels import LABELS
+from .labels import check_keep
+from .text import UserError, read_input
 
 COLOURS = {"content": "\033[32m", "caption": "\033[36m", "navigation": "\033[33m", "ui_chrome": "\033[35m"}
 RESET = "\033[0m"
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
-
-
-def read_input(name: str, html: bool = False) -> tuple[str, list[str]]:
-    """(text, warnings) of a file or '-' (stdin); binary and undecodable input handled. HTML is decoded
-    with its charset (byte-order mark, <meta charset>, else detected: `pagesieve.html.decode_html`)."""
-    warnings = []
-    if name == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        p = Path(name)
-        if not p.exists():
-            raise UserError(f"{name}: no such file")
-        if p.is_dir():
-            raise UserError(f"{name}: is a directory (label one page at a time, or use `pagesieve predict`)")
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise UserError(f"{name}: cannot read ({e.strerror})") from None
-    head = data[:8192]
-    if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
-        raise UserError(f"{name}: looks like a binary file, not text or HTML")
-    if html:
-        from .html import CharsetError, decode_html_info
-
-        try:
-            decoded = decode_html_info(data)
-        except CharsetError:
-            raise UserError(f"{name}: HTML in an unknown charset (not UTF-8, none declared in a <meta charset>, "
-                            "none detected); convert it to UTF-8 first") from None
-        if decoded.source == "detected":
-            warnings.append(f"{name}: no charset declared and not UTF-8; decoded as {decoded.encoding} (detected)")
-        return decoded.text, warnings
-    for enc in ("utf-8-sig", "utf-16") if head.startswith((b"\xff\xfe", b"\xfe\xff")) else ("utf-8-sig",):
-        try:
-            return data.decode(enc), warnings
-        except UnicodeDecodeError:
-            pass
-    warnings.append(f"{name}: not valid UTF-8; decoded with replacement characters (U+FFFD)")
-    return data.decode("utf-8", errors="replace"), warnings
-
-
 def parse_keep(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
-    keep = tuple(v.strip() for v in value.split(",") if v.strip())
-    bad = [k for k in keep if k not in LABELS]
-    if bad:
-        raise UserError(f"--keep: unknown label(s) {', '.join(bad)}; choose from {', '.join(LABELS)}")
-    return keep
+    try:
+        return check_keep(v.strip() for v in value.split(",") if v.strip())
+    except ValueError as e:
+        raise UserError(f"--keep: {e}") from None
 
 
 def parse_min_prob(values: list[str] | None) -> dict[str, float]:
@@ -93,9 +50,12 @@ _MARKDOWN_START = re.compile(r"^([#>*+=|`~<-]|\d{1,9}[.)](?=\s|$))")
 
 def to_markdown(kept: list[tuple[str, str | None]], title: str | None = None) -> str:
     """Kept lines as Markdown: the title as `# `, each line (text, block) a heading ("h1".."h6"), a list
-    item ("li") or a paragraph; blocks separated by blank lines, list items kept together."""
+    item ("li") or a paragraph; blocks separated by blank lines, list items kept together. No line
+    kept: nothing, not a title alone."""
+    if not kept:
+        return ""
     out, previous = [], None
-    if title and (not kept or kept[0][0].strip() != title):
+    if title and kept[0][0].strip() != title:
         out.append(f"# {title}")
     for text, block in kept:
         if block == "li":
@@ -107,7 +67,7 @@ def to_markdown(kept: list[tuple[str, str | None]], title: str | None = None) ->
             line = _MARKDOWN_START.sub(lambda m: m[1][:-1] + "\\" + m[1][-1], text.lstrip())
         out.append(line if not out else ("\n" if block == previous == "li" else "\n\n") + line)
         previous = block
-    return "".join(out) + "\n" if out else ""
+    return "".join(out) + "\n"
 
 
 def cmd_label(args) -> int:
@@ -127,6 +87,8 @@ def cmd_label(args) -> int:
     results = [r for r in predictor.predict(page.lines, min_prob=min_prob) if not keep or r.label in keep]
     out = sys.stdout
     if args.format == "markdown":
+        if not results:
+            print(f"pagesieve: no line labeled {' or '.join(keep)}: nothing to write", file=sys.stderr)
         out.write(to_markdown([(r.text, page.blocks[r.index] if page.blocks else None) for r in results], page.title))
         return 0
     colour = out.isatty() and not os.environ.get("NO_COLOR") and args.format == "text"
@@ -290,13 +252,54 @@ def add_min_prob(parser):
         "content thresholds trade recall for precision (README: measured on the dev pages)"))
 
 
-def add_runtime(parser, default: str = "torch"):
+def add_batch_size(parser):
+    parser.add_argument("--batch-size", type=int, help=(
+        "windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, "
+        "several at once, so that labels never depend on the batch"))
+
+
+def add_model_options(parser, runtime_default: str | None = "auto"):
+    """--model; with a runtime_default, also --device and --runtime, for the commands that label
+    (prepare and export, which label nothing, pass None)."""
+    parser.add_argument("--model", help="model folder, Hugging Face Hub id org/name, or `fast` (the released "
+                                        "fast tier); default: the released model")
+    if runtime_default is None:
+        return
     from .onnxrt import RUNTIMES
 
-    parser.add_argument("--runtime", default=default, choices=RUNTIMES, help=(
-        f"inference engine (default: {default}): torch (fp32), torch-int8 (torch dynamic quantization: faster, "
-        "less accurate), onnx / onnx-int8 (ONNX Runtime; the model is exported once into the cache; int8 is the "
-        "fastest on a CPU and about as accurate as fp32), auto (onnx-int8 on a CPU, torch on a GPU)"))
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, in bf16 there)")
+    parser.add_argument("--runtime", default=runtime_default, choices=RUNTIMES, help=(
+        f"inference engine (default: {runtime_default}): torch (fp32), torch-int8 (torch dynamic quantization: "
+        "faster, less accurate), onnx / onnx-int8 (ONNX Runtime; the model is exported once into the cache; int8 "
+        "is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 on a CPU, torch on a GPU)"))
+
+
+def add_renderer(parser):
+    from .html import RENDERERS
+
+    parser.add_argument("--renderer", default="innertext", choices=RENDERERS, help=(
+        "how HTML becomes lines: innertext (the default: like a browser's innerText), textcontent, or wet "
+        "(like Common Crawl's WET text)"))
+
+
+def check_device(name: str | None):
+    """A --device this machine has (cpu, cuda, cuda:N); any other is one line, exit code 2."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # not a device name at all
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: not cpu, cuda or cuda:N (the devices pagesieve runs on)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); use --device cpu "
+                        "or leave --device out")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                        "numbered from 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,18 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_min_prob(lab)
     lab.add_argument("--html", action="store_true", help="the input is HTML: render it to lines first")
     lab.add_argument("--text", action="store_true", help="the input is text even if its name ends in .html")
-    lab.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
-                     help="how HTML becomes lines (default: innertext, like a browser)")
-    lab.add_argument("--model", help="model folder (default: the released model in model/)")
-    lab.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    add_runtime(lab, default="auto")
+    add_renderer(lab)
+    add_model_options(lab)
     lab.set_defaults(fn=cmd_label)
 
     ev = sub.add_parser("evaluate", help="score a model (and baselines) on labeled pages", description=(
         "Per-class precision/recall/F1, macro-F1, accuracy, content precision/recall by characters, a "
         "per-language table and a confusion matrix, on labeled pages (JSONL in the LABELS.md format); "
         "for the model, a 90% page-bootstrap interval of its macro-F1."))
-    ev.add_argument("--model", help="model folder (default: the released model in model/)")
+    add_model_options(ev, runtime_default="torch")
     ev.add_argument("--data", required=True, help="labeled pages: JSONL file, folder, or datasets folder")
     ev.add_argument("--baselines", action="store_true",
                     help="also score all-content, C4 line rules, jusText and (with the pages' HTML) trafilatura")
@@ -345,9 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a second model folder scored on the same pages, with a paired page bootstrap of the "
                          "macro-F1 difference (is the gap larger than what the choice of pages explains?)")
     ev.add_argument("--out", help="folder for report.json and confusion.png")
-    ev.add_argument("--batch-size", type=int, help="windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, several at once, so that labels never depend on the batch")
-    ev.add_argument("--device")
-    add_runtime(ev)
+    add_batch_size(ev)
     ev.set_defaults(fn=cmd_evaluate)
 
     pr = sub.add_parser("predict", help="label every record of dumps (JSONL, Parquet, WET/WARC, text, datasets)",
@@ -367,17 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--text-field", default="text", help="field with the page text, lines split on newlines (default: text)")
     pr.add_argument("--lines-field", default="lines", help="field with the page as a list of lines (default: lines)")
     pr.add_argument("--html-field", default="html", help="field with HTML, rendered to lines (default: html)")
-    pr.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
-                    help="how HTML (html field, WARC responses) becomes lines")
+    add_renderer(pr)
     pr.add_argument("--keep", metavar="LABELS", help="also write `text`: the lines with these labels, e.g. content,caption")
     add_min_prob(pr)
     pr.add_argument("--probs", action="store_true", help="also write the four class probabilities of each line")
     pr.add_argument("--no-labels", action="store_true", help="do not write per-line labels (with --keep: text only)")
     pr.add_argument("--with-lines", action="store_true", help="also write the input lines")
     pr.add_argument("--keep-fields", action="store_true", help="keep the input record's other fields")
-    pr.add_argument("--model", help="model folder (default: the released model in model/)")
-    pr.add_argument("--device", help="cpu or cuda (default: cuda when available; bf16 there)")
-    pr.add_argument("--batch-size", type=int, help="windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, several at once, so that labels never depend on the batch")
+    add_model_options(pr)
+    add_batch_size(pr)
     pr.add_argument("--workers", type=int, default=0,
                     help="processes that read, render HTML and tokenize while the model runs (default 0: one "
                          "background thread, enough unless the input is HTML/WARC)")
@@ -391,7 +387,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"a page with a line over N bytes becomes an error record (default {limits.line_bytes})")
     pr.add_argument("--max-lines", type=int, default=limits.lines, metavar="N",
                     help=f"a page of more than N lines becomes an error record (default {limits.lines})")
-    add_runtime(pr, default="auto")
     pr.set_defaults(fn=cmd_predict)
 
     pp = sub.add_parser("prepare", aliases=["download"], help="fill the caches once (before a cluster job)",
@@ -400,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export its ONNX graphs, each once, and print where each cache is and its size. Run it once where "
         "the jobs will read the caches (PAGESIEVE_CACHE, and HF_HOME for a Hub model, on a shared filesystem); "
         "processes that start together on a cold cache also do each step once, the others waiting for it."))
-    pp.add_argument("--model", help="model folder or Hub id org/name (default: the released model)")
+    add_model_options(pp, runtime_default=None)
     pp.add_argument("--runtime", default="all", choices=("onnx-int8", "onnx", "torch", "all"),
                     help="the runtimes the jobs will use: onnx-int8 and onnx export an ONNX graph each, torch "
                          "needs only the backbone and the model (default: all)")
@@ -413,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and AutoTokenizer load it alone (same logits as pagesieve); so does Predictor.from_pretrained, and it "
         "can be uploaded to the Hugging Face Hub as is."))
     ex.add_argument("dir", metavar="DIR", help="output folder (created; files of the same names are replaced)")
-    ex.add_argument("--model", help="model folder or Hub id org/name (default: the released model)")
+    add_model_options(ex, runtime_default=None)
     ex.set_defaults(fn=cmd_export)
 
     rp = sub.add_parser("report", help="an HTML page to look at labeled pages (and disagreements with gold)",
@@ -428,11 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--gold", action="store_true",
                     help="the labels in INPUT are gold: the model labels the lines again and the report shows "
                          "where it disagrees")
-    rp.add_argument("--renderer", default="innertext", choices=("innertext", "textcontent", "wet"),
-                    help="how HTML files become lines (default: innertext, like a browser)")
-    rp.add_argument("--model", help="model folder or Hub id (default: the released model in model/)")
-    rp.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    add_runtime(rp, default="auto")
+    add_renderer(rp)
+    add_model_options(rp)
     rp.set_defaults(fn=cmd_report)
 
     tr = sub.add_parser("train", help="fine-tune a model (same as python train.py)", add_help=False)
@@ -447,6 +439,7 @@ def main(argv=None) -> int:
         argv = ["train", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
+        check_device(getattr(args, "device", None))  # every command that runs a model, before it loads
         return args.fn(args)
     except UserError as e:
         print(f"pagesieve: error: {e}", file=sys.stderr)

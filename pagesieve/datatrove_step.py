@@ -32,8 +32,10 @@ import os
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.readers.base import BaseDiskReader
 
-from .dump import BAD_CHARSET, Limits, Record, line_labels, render, split_lines
-from .labels import LABELS
+from .dump import BAD_CHARSET, Limits, Record, line_labels, render
+from .html import check_renderer
+from .labels import check_keep
+from .text import split_lines
 
 
 @functools.lru_cache(maxsize=2)
@@ -62,12 +64,7 @@ class PagesieveFilter(BaseFilter):
         from .predictor import check_min_prob
 
         super().__init__(exclusion_writer, batch_size=batch_pages)
-        keep = (keep,) if isinstance(keep, str) else tuple(keep)  # keep="content": one label, not its letters
-        bad = set(keep) - set(LABELS)
-        if bad or not keep:
-            raise ValueError(f"keep: {f'unknown label(s) {sorted(bad)}' if bad else 'no label'}: choose from "
-                             f"{', '.join(LABELS)}")
-        self.model, self.keep, self.device, self.runtime, self.threads = model, tuple(keep), device, runtime, threads
+        self.model, self.keep, self.device, self.runtime, self.threads = model, check_keep(keep), device, runtime, threads
         self.min_prob, self.min_line_share, self.min_char_share = check_min_prob(min_prob), min_line_share, min_char_share
         self.drop_empty, self.store_labels, self.store_probs = drop_empty, store_labels, store_probs
         self.window_batch = window_batch
@@ -149,10 +146,7 @@ class PagesieveExtractor(PagesieveFilter):
 
     def __init__(self, model: str | None = None, keep: tuple[str, ...] = ("content",), *,
                  renderer: str = "innertext", **kwargs):
-        from .html import RENDERERS
-
-        if renderer not in RENDERERS:
-            raise ValueError(f"unknown renderer {renderer!r}: expected one of {', '.join(RENDERERS)}")
+        check_renderer(renderer)
         super().__init__(model, keep, **kwargs)
         self.renderer = renderer
 

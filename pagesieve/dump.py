@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .html import CharsetError, charset_from_content_type, decode_html, parse, render as render_html
-from .labels import LABELS
+from .html import CharsetError, charset_from_content_type, decode_html, html_title, parse, render as render_html
+from .labels import LABELS, check_keep
+from .text import split_lines
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
 # records prepared (rendered + tokenized) and run through the model together: small on a CPU so
@@ -115,19 +116,6 @@ def check_limits(rec: Record, limits: Limits) -> Record:
     return rec
 
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
-
-
-def split_lines(text: str) -> list[str]:
-    """The lines of a text, split at \\n, \\r\\n and \\r only, so that they align with
-    `text.split("\\n")`: str.splitlines() also splits at U+2028, U+2029, \\x85, \\f, \\v and \\x1c-\\x1e,
-    which are text inside a line here. A final newline ends the last line (as with splitlines)."""
-    lines = _NEWLINE.split(text)
-    if lines[-1] == "":
-        lines.pop()
-    return lines
-
-
 BAD_ENCODING = "bad encoding (not UTF-8)"
 BAD_CHARSET = "bad encoding (HTML in an unknown charset: not UTF-8, none declared, none detected)"
 # the error of the record standing for what a truncated or corrupt input file no longer gives
@@ -141,16 +129,6 @@ def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = 
     except UnicodeDecodeError:
         return Record(rid, extra=extra or {}, error=BAD_ENCODING)
     return check_page(Record(rid, lines=split_lines(text), extra=extra or {}))
-
-
-def html_title(root) -> str | None:
-    """The title of a parsed HTML page: its <title> (not an SVG's), else its og:title; None if it has none."""
-    found = root.xpath("//title[not(ancestor::svg)]")
-    text = found[0].text_content() if found else ""
-    if not text.strip():
-        og = root.xpath("//meta[@property='og:title' or @name='og:title']/@content")
-        text = og[0] if og else ""
-    return " ".join(text.split()) or None
 
 
 def render(rec: Record, renderer: str) -> Record:
@@ -908,10 +886,7 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
     if not inputs:
         raise ValueError("no input")
     min_prob = check_min_prob(min_prob)
-    if keep:
-        bad = set(keep) - set(LABELS)
-        if bad:
-            raise ValueError(f"unknown label(s) {sorted(bad)}: choose from {', '.join(LABELS)}")
+    keep = check_keep(keep) if keep else None
     jobs = plan_outputs(inputs, output, fmt)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,

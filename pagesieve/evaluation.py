@@ -17,7 +17,6 @@ import collections
 import gzip
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +87,15 @@ def trafilatura_lines(page, html: str | None) -> list[int] | None:
     import trafilatura
 
     text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_precision=False) or ""
+    return lines_in_text(page["lines"], text)
+
+
+def lines_in_text(lines: list[str], text: str) -> list[int]:
+    """Labels of a page's lines from an extractor's text: content when the text has the line as a
+    line, or, for a line of 40 characters or more, anywhere in its lines; else navigation."""
     kept = {_norm(l) for l in text.splitlines() if l.strip()}
     joined = " ".join(sorted(kept))
-    return [CONTENT if (_norm(l) in kept or (len(l) >= 40 and _norm(l) in joined)) else OTHER for l in page["lines"]]
+    return [CONTENT if (_norm(l) in kept or (len(l) >= 40 and _norm(l) in joined)) else OTHER for l in lines]
 
 
 def html_by_id(corpora: Path, ids: set[str]) -> dict[str, str]:

@@ -303,10 +303,14 @@ class _Builder:
         self.text, self.sources = [], []
 
 
-def render(html_or_root, style: str = "innertext") -> list[Line]:
-    """Render HTML (a string, bytes or a parsed lxml root) into non-empty lines."""
+def check_renderer(style: str):
     if style not in RENDERERS:
         raise ValueError(f"unknown renderer {style!r}: expected one of {', '.join(RENDERERS)}")
+
+
+def render(html_or_root, style: str = "innertext") -> list[Line]:
+    """Render HTML (a string, bytes or a parsed lxml root) into non-empty lines."""
+    check_renderer(style)
     root = parse(html_or_root) if isinstance(html_or_root, (str, bytes)) else html_or_root
     textcontent = style == "textcontent"
     b = _Builder(keep_newlines=textcontent)
@@ -349,6 +353,16 @@ def render(html_or_root, style: str = "innertext") -> list[Line]:
             b.add(el.tail, el.getparent())
     b.flush()
     return b.lines
+
+
+def html_title(root) -> str | None:
+    """The title of a parsed HTML page: its <title> (not an SVG's), else its og:title; None if it has none."""
+    found = root.xpath("//title[not(ancestor::svg)]")
+    text = found[0].text_content() if found else ""
+    if not text.strip():
+        og = root.xpath("//meta[@property='og:title' or @name='og:title']/@content")
+        text = og[0] if og else ""
+    return " ".join(text.split()) or None
 
 
 def html_to_lines(html: str | bytes, style: str = "innertext") -> list[str]:

@@ -11,7 +11,9 @@ import torch
 
 from . import modeling
 from .encoding import EncodedPage, PageEncoder, merge_window_probs
-from .labels import LABELS
+from .html import check_renderer
+from .labels import LABELS, check_keep
+from .text import split_lines
 
 
 @dataclass
@@ -32,8 +34,6 @@ def as_lines(text_or_lines: str | bytes | Sequence[str]) -> list[str]:
     if isinstance(text_or_lines, (bytes, bytearray)):
         text_or_lines = _utf8(bytes(text_or_lines))
     if isinstance(text_or_lines, str):
-        from .dump import split_lines
-
         return split_lines(text_or_lines)  # as `pagesieve predict` does: U+2028 & co. stay inside a line
     if isinstance(text_or_lines, (Mapping, Set)) or not isinstance(text_or_lines, Iterable):  # None too
         raise TypeError(f"a page is text (str) or a list of lines (str), not {type(text_or_lines).__name__}")
@@ -195,7 +195,7 @@ class Predictor:
         if (text_or_lines is None) == (html is None):
             raise TypeError("predict() takes one page: text or a list of lines, or html=" +
                             (", not both" if html is not None else ""))
-        _check_renderer(renderer)
+        check_renderer(renderer)
         return self.predict_many([html_lines(html, renderer) if html is not None else text_or_lines],
                                  min_prob=min_prob)[0]
 
@@ -210,9 +210,7 @@ class Predictor:
     def clean(self, text_or_lines: str | Sequence[str] | None = None, keep: Sequence[str] = ("content",), *,
               html: str | bytes | None = None, min_prob: Mapping[str, float] | None = None) -> str:
         """The page's text with only the lines whose label is in `keep` (labels chosen with `min_prob`)."""
-        bad = set(keep) - set(LABELS)
-        if bad:
-            raise ValueError(f"unknown label(s) {sorted(bad)}: expected some of {', '.join(LABELS)}")
+        keep = check_keep(keep)
         return "\n".join(r.text for r in self.predict(text_or_lines, html=html, min_prob=min_prob)
                          if r.label in keep)
 
@@ -260,13 +258,6 @@ def _pages(pages: Iterable[str | bytes | Sequence[str]]) -> list[list[str]]:
     return [as_lines(p) for p in pages]
 
 
-def _check_renderer(renderer: str):
-    from .html import RENDERERS
-
-    if renderer not in RENDERERS:
-        raise ValueError(f"unknown renderer {renderer!r}: expected one of {', '.join(RENDERERS)}")
-
-
 @dataclass
 class HtmlPage:
     """An HTML page rendered to lines, with what Markdown output needs."""
@@ -280,12 +271,11 @@ _BLOCK_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "li"}
 
 def html_page(html: str | bytes, renderer: str = "innertext") -> HtmlPage:
     """`html_lines` with the page's title and the heading or list item each line comes from."""
-    from .dump import html_title
-    from .html import CharsetError, parse, render
+    from .html import CharsetError, html_title, parse, render
 
     if not isinstance(html, (str, bytes)):
         raise TypeError(f"html must be str or bytes, not {type(html).__name__}")
-    _check_renderer(renderer)
+    check_renderer(renderer)
     try:
         root = parse(html)
         lines = render(root, renderer)
@@ -308,5 +298,5 @@ def html_lines(html: str | bytes, renderer: str = "innertext") -> list[str]:
 
     if not isinstance(html, (str, bytes)):
         raise TypeError(f"html must be str or bytes, not {type(html).__name__}")
-    _check_renderer(renderer)  # before try_html_lines, which reads any ValueError as "no document"
+    check_renderer(renderer)  # before try_html_lines, which reads any ValueError as "no document"
     return try_html_lines(html, renderer) or []

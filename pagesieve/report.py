@@ -70,8 +70,8 @@ def labeled_pages(source: str, gold: bool) -> list[Page]:
 
 def read_inputs(names: list[str], gold: bool = False, renderer: str = "innertext") -> list[Page]:
     """Pages of labeled-pages files, predict outputs, or plain pages (text or HTML files, '-': stdin)."""
-    from .cli import UserError, read_input
     from .predictor import as_lines, html_lines
+    from .text import UserError, read_input
 
     pages = []
     for name in names:

@@ -121,7 +121,7 @@ def test_markdown():
     assert to_markdown([("Intro", None), ("a", "li"), ("b", "li"), ("Part", "h3"), ("# not a heading", None)],
                        "Title") == "# Title\n\nIntro\n\n- a\n- b\n\n### Part\n\n\\# not a heading\n"
     assert to_markdown([("Title", "h1"), ("Text", None)], "Title") == "# Title\n\nText\n"  # not twice
-    assert to_markdown([], None) == ""
+    assert to_markdown([], None) == to_markdown([], "Title") == ""  # nothing kept: not a title alone
 
 
 def test_markdown_paragraphs_never_read_as_markdown_syntax():
@@ -139,8 +139,9 @@ def test_label_markdown_and_keep_formats(tiny_model_dir, tmp_path, capsys):
     code, out, _ = run_cli(["label", *m, "--format", "markdown", *every], capsys)
     assert code == 0 and out == ("# The page title\n\nHome\n\n## Section\n\n\\- starts like a list\n\n- one\n- two\n\n"
                                  "Last paragraph.\n")
-    code, out, _ = run_cli(["label", *m, "--format", "markdown"], capsys)  # content only by default
-    assert code == 0 and out.startswith("# The page title\n")
+    # content only by default; no line is content here: no output (not the title alone), a note
+    code, out, err = run_cli(["label", *m, "--format", "markdown", "--min-prob", "content=1"], capsys)
+    assert code == 0 and out == "" and "no line labeled content" in err
     code, out, _ = run_cli(["label", *m, "--format", "jsonl"], capsys)
     rows = [json.loads(l) for l in out.splitlines()]
     for keep in LABELS:  # --keep selects the rows of tsv and jsonl too
