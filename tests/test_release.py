@@ -43,3 +43,21 @@ def test_released_model_on_seed_page(released):
     right = sum(r.label == page["labels"][r.index] for r in res)
     assert len(res) == sum(1 for l in page["lines"] if l.strip())
     assert right >= FLOOR["seed_lines"], f"{right}/{len(res)}"
+
+
+# the fast tier (model/fast/, `--model fast`), measured at its release: dev macro-F1 0.644, content F1 0.844
+FAST_FLOOR = {"macro_f1": 0.60, "content_f1": 0.80}
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="../shared/data/gold is not beside this checkout")
+def test_released_fast_tier_on_gold_dev():
+    from pagesieve import Predictor
+    from pagesieve.evaluation import model_predictions, report
+    from pagesieve.fast import FastPredictor
+
+    fast = Predictor.from_pretrained("fast", device="cpu")
+    assert isinstance(fast, FastPredictor)
+    pages = [json.loads(l) for l in DEV.read_text().splitlines()]
+    r = report("fast", pages, model_predictions(fast, pages))
+    assert r["macro_f1"] >= FAST_FLOOR["macro_f1"], r
+    assert r["content"]["f1"] >= FAST_FLOOR["content_f1"], r
