@@ -900,7 +900,8 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
 
             predictor = Predictor.from_pretrained(model, device=device, runtime=runtime)
         identity = model_identity(predictor)
-        summaries = [_run_one(job_inputs, out, p, predictor, identity, batch_size, opts, workers, progress)
+        summaries = [_run_one(job_inputs, out, p, predictor, identity, batch_size, opts, workers, progress,
+                              keep_finished=is_dir_output(output))
                      for (job_inputs, out), p in zip(jobs, parts)]
     return _merge_summaries(summaries) if is_dir_output(output) else summaries[0]
 
@@ -915,10 +916,28 @@ def _merge_summaries(summaries: list[dict]) -> dict:
             "outputs": [s["output"] for s in summaries]}
 
 
+def _run_key(identity: dict) -> str:
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _finished(out: Path, parts: Path, key: str) -> dict | None:
+    """The summary of `out` when the same run (same key) already finished it, else None: a restarted
+    directory run keeps its finished outputs instead of labeling them again."""
+    if not out.exists() or (parts / "manifest.json").exists():
+        return None
+    try:
+        done = json.loads(out.with_name(out.name + ".summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if done.get("run") != key:
+        return None
+    return {k: v for k, v in done.items() if k not in ("run", "elapsed_s")}
+
+
 def _manifest(parts: Path, identity: dict) -> dict:
     """The manifest of this run: a new one, or the unfinished run's when it is the same run (same
     inputs and contents, model, runtime and options), with its shards checked."""
-    key = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    key = _run_key(identity)
     path = parts / "manifest.json"
     if not path.exists():
         return {"key": key, **identity, "shards": []}
@@ -1023,11 +1042,15 @@ class Progress:
 
 
 def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dict, batch_size: int | None,
-             opts: dict, workers: int, progress: bool) -> dict:
+             opts: dict, workers: int, progress: bool, keep_finished: bool = False) -> dict:
     suffix = _output_suffix(out)
     manifest_path = parts / "manifest.json"
-    manifest = _manifest(parts, {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs],
-                                 **identity, "options": opts})
+    run = {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs], **identity, "options": opts}
+    finished = _finished(out, parts, _run_key(run)) if keep_finished else None
+    if finished is not None:  # a directory run restarted: its finished outputs stay
+        print(f"pagesieve: {out} was finished by the same run: kept", file=sys.stderr)
+        return finished
+    manifest = _manifest(parts, run)
     done_records = sum(s["records"] for s in manifest["shards"])
     fields, limits = Fields(**opts["fields"]), Limits(**opts["limits"])
     bar = Progress(out.name, inputs, opts["fmt"], opts["hf_split"], done_records, progress)
@@ -1098,7 +1121,7 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
     summary = {"output": str(out), "records_in": total, "records_out": written, "errors": dict(errors),
                "lines": {label: by_label[label] for label in LABELS}}
     _write_atomic(out.with_name(out.name + ".summary.json"),
-                  json.dumps({**summary, "elapsed_s": round(elapsed, 1)}, indent=1).encode())
+                  json.dumps({**summary, "elapsed_s": round(elapsed, 1), "run": manifest["key"]}, indent=1).encode())
     shutil.rmtree(parts)
     return summary
 

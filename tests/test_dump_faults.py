@@ -89,6 +89,23 @@ def test_directory_outputs_of_different_inputs_never_collide(predictor, tmp_path
     assert s["records_in"] == s["records_out"] == 14 == sum(len(read_out(out / n)) for n in names)
 
 
+def test_a_restarted_directory_run_keeps_its_finished_outputs(predictor, tmp_path, capsys):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    write_jsonl(a, range(0, 4))
+    write_jsonl(b, range(4, 9))
+    out = tmp_path / "out"
+    first = predict_dump([str(a), str(b)], str(out) + "/", predictor=predictor, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.jsonl")}
+    write_jsonl(b, range(4, 10))  # b changed: only its output is labeled again
+    capsys.readouterr()
+    again = predict_dump([str(a), str(b)], str(out) + "/", predictor=predictor, progress=False)
+    assert (out / "a.jsonl").stat().st_mtime_ns == before["a.jsonl"]
+    assert (out / "b.jsonl").stat().st_mtime_ns != before["b.jsonl"]
+    assert "a.jsonl was finished by the same run: kept" in capsys.readouterr().err
+    assert first["records_in"] == 9 and again["records_in"] == again["records_out"] == 10
+    assert [r["id"] for r in read_out(out / "b.jsonl")] == [f"r{i}" for i in range(4, 10)]
+
+
 def test_directory_output_names_that_stay_ambiguous_are_refused(predictor, tmp_path):
     write_jsonl(tmp_path / "data.jsonl", range(2))
     write_jsonl(tmp_path / "data.jsonl.gz", range(2), gzip.open)
