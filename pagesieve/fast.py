@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import regex
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -58,40 +58,53 @@ def bucket(i: np.ndarray) -> np.ndarray:
 N_FEATURES = 15
 
 
+# Characters of a class, counted by deleting the others (in C, not a Python loop per character): the counts of
+# str.isalpha / isdigit / isupper and unicodedata's P* categories, which the released tier was trained on, on all
+# 433,025 lines of the gold pages; they can differ only on characters newer than Python's Unicode tables.
+NOT_LETTER = regex.compile(r"\P{L}+")
+NOT_DIGIT = regex.compile(r"[^\p{Nd}\p{Numeric_Type=Digit}]+")
+NOT_UPPER = regex.compile(r"[^\p{Lu}\p{Other_Uppercase}]+")
+NOT_PUNCT = regex.compile(r"\P{P}+")
+
+
 def line_features(lines: list[str]) -> np.ndarray:
     """Shape features of each (non-blank) line of one page, and how often it occurs on the page."""
     counts: dict[str, int] = {}
     for line in lines:
         counts[line] = counts.get(line, 0) + 1
-    n = len(lines)
-    out = np.zeros((n, N_FEATURES), dtype=np.float32)
+    last = max(len(lines) - 1, 1)
+    rows = []
     for j, line in enumerate(lines):
         s = line.strip()
         length = len(s) or 1
-        letters = sum(c.isalpha() for c in s)
-        digits = sum(c.isdigit() for c in s)
-        upper = sum(c.isupper() for c in s)
-        punct = sum(unicodedata.category(c).startswith("P") for c in s)
+        letters = len(NOT_LETTER.sub("", s))
+        digits = len(NOT_DIGIT.sub("", s))
+        upper = len(NOT_UPPER.sub("", s))
+        punct = len(NOT_PUNCT.sub("", s))
         words = len(s.split())
-        out[j] = (
+        rows.append((
             math.log1p(len(s)) / 6, math.log1p(words) / 5, digits / length, upper / max(letters, 1),
             punct / length, letters / length, s.endswith(SENTENCE_END), s.startswith(BULLETS),
             math.log1p(s.count("|") + s.count("·") + s.count("•")), bool(YEAR.search(s)), bool(URLISH.search(s)),
-            math.log1p(counts[line] - 1), words <= 3, j / max(n - 1, 1), s.isupper() and letters > 1,
-        )
-    return out
+            math.log1p(counts[line] - 1), words <= 3, j / last, s.isupper() and letters > 1,
+        ))
+    return np.array(rows, dtype=np.float32).reshape(len(lines), N_FEATURES)
 
 
 class LinePageModel(nn.Module):
     """Line vectors -> page transformer -> one label per line."""
 
-    def __init__(self, cfg: FastConfig, word_table: torch.Tensor | None = None, vocab: int = 250037):
+    def __init__(self, cfg: FastConfig, word_table: torch.Tensor | None = None, vocab: int = 250037,
+                 line_dim: int | None = None):
+        """`line_dim`: the width of the line vectors when they come from elsewhere (`page_logits` with
+        precomputed vectors, as benchmarks/line_probe.py does); default: the word-table vectors."""
         super().__init__()
         self.cfg = cfg
-        table = word_table if word_table is not None else torch.zeros(vocab, cfg.word_dim)
+        table = word_table if word_table is not None else torch.zeros(vocab if line_dim is None else 1, cfg.word_dim)
         self.register_buffer("words", table.float(), persistent=False)  # frozen; read from the backbone
         d = cfg.hidden
-        self.line_in = nn.Sequential(nn.Linear(3 * cfg.word_dim + N_FEATURES, d), nn.GELU(), nn.LayerNorm(d))
+        in_dim = (3 * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
+        self.line_in = nn.Sequential(nn.Linear(in_dim, d), nn.GELU(), nn.LayerNorm(d))
         self.from_top = nn.Embedding(N_BUCKETS, d)
         self.from_bottom = nn.Embedding(N_BUCKETS, d)
         layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
@@ -99,15 +112,18 @@ class LinePageModel(nn.Module):
         self.page = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(LABELS)))
 
-    def line_vectors(self, ids: torch.Tensor, offsets: torch.Tensor, first: torch.Tensor, last: torch.Tensor,
-                     feats: torch.Tensor) -> torch.Tensor:
+    def line_vectors(self, ids: torch.Tensor, offsets: torch.Tensor, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         mean = F.embedding_bag(ids, self.words, offsets, mode="mean")
-        return self.line_in(torch.cat([mean, self.words[first], self.words[last], feats], -1))
+        return torch.cat([mean, self.words[first], self.words[last]], -1)
 
     def forward(self, ids, offsets, first, last, feats, slots, top, bottom, mask):
         """`slots`: (lines,) flat index of each line in the (pages x width) grid; `mask`: (pages, width),
         True where a line is. Returns logits (pages, width, classes)."""
-        v = self.line_vectors(ids, offsets, first, last, feats)
+        return self.page_logits(self.line_vectors(ids, offsets, first, last), feats, slots, top, bottom, mask)
+
+    def page_logits(self, vectors, feats, slots, top, bottom, mask):
+        """The page transformer over (lines, line_dim) line vectors and their shape features."""
+        v = self.line_in(torch.cat([vectors, feats], -1))
         b, w = mask.shape
         grid = v.new_zeros(b * w, v.shape[-1])
         grid[slots] = v
@@ -396,14 +412,39 @@ def train(cfg: FastTrainConfig) -> dict:
                             zip([p for p in pages if any(l.strip() for l in p["lines"])], train_enc)])
     print(f"pagesieve fast: encoded in {time.time() - t0:.0f} s", flush=True)
 
+    model = LinePageModel(mcfg, word_table())
+    fm = FastPredictor(model, enc.tokens.tok, "cpu")
+    fm.encoder = enc
+    out = Path(cfg.out)
+
+    def save_best(score: float):
+        save(model, out / "best", {"train_config": asdict(cfg), "validation_macro_f1": score})
+
+    history, best = fit(fm, train_enc, weights, val_enc, cfg, save_best, soft, rng)
+    result = {"config": asdict(cfg), "history": history, "best_validation_macro_f1": best}
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    if cfg.release:
+        import shutil
+
+        shutil.copytree(out / "best", cfg.release, dirs_exist_ok=True)
+    return result
+
+
+def fit(fm: FastPredictor, train_enc: list[EncodedLines], weights: list[float], val_enc: list[EncodedLines],
+        cfg: FastTrainConfig, save_best, soft: list[np.ndarray] | None = None,
+        rng: np.random.Generator | None = None) -> tuple[list[dict], float]:
+    """Train `fm.model` on encoded pages (class-weighted cross-entropy, optionally distilled from `soft`
+    probabilities), evaluating on `val_enc` after each epoch; `save_best(score)` on each new best.
+    Returns the per-epoch history and the best validation macro-F1."""
+    import time
+
+    model, mcfg = fm.model, fm.cfg
+    rng = rng or np.random.default_rng(cfg.seed)
     counts = np.bincount(np.concatenate([e.labels[e.labels != IGNORE] for e in train_enc]), minlength=len(LABELS))
     cw = (counts.sum() / np.maximum(counts, 1)) ** cfg.class_weight_power
     cw = torch.tensor(cw / cw.mean(), dtype=torch.float)
     print(f"pagesieve fast: line labels {dict(zip(LABELS, counts.tolist()))}, class weights {cw.numpy().round(2).tolist()}")
 
-    model = LinePageModel(mcfg, word_table())
-    fm = FastPredictor(model, enc.tokens.tok, "cpu")
-    fm.encoder = enc
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     lengths = [min(len(e.kept), mcfg.max_lines) for e in train_enc]
     steps_per_epoch = len(_batches(lengths, cfg.batch_lines, np.random.default_rng(0)))
@@ -416,10 +457,9 @@ def train(cfg: FastTrainConfig) -> dict:
         done = step / total
         if cfg.time_budget_min:
             done = max(done, elapsed / (cfg.time_budget_min * 60))
-        return min((step + 1) / warm, max(0.0, 1 - done) / (1 - warm / total))
+        return min((step + 1) / warm, max(0.0, 1 - done) / max(1 - warm / total, 1 / total))  # one-step runs too
 
     best, history, start, step = -1.0, [], time.time(), 0
-    out = Path(cfg.out)
     for epoch in range(cfg.epochs):
         model.train()
         losses = []
@@ -460,14 +500,8 @@ def train(cfg: FastTrainConfig) -> dict:
         print(json.dumps(history[-1]), flush=True)
         if rep["macro_f1"] > best:
             best = rep["macro_f1"]
-            save(model, out / "best", {"train_config": asdict(cfg), "validation_macro_f1": best})
+            save_best(best)
         if cfg.time_budget_min and time.time() - start > cfg.time_budget_min * 60:
             print("pagesieve fast: time budget reached", flush=True)
             break
-    result = {"config": asdict(cfg), "history": history, "best_validation_macro_f1": best}
-    (out / "result.json").write_text(json.dumps(result, indent=1))
-    if cfg.release:
-        import shutil
-
-        shutil.copytree(out / "best", cfg.release, dirs_exist_ok=True)
-    return result
+    return history, best
