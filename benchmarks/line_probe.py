@@ -2,6 +2,7 @@
 
     python benchmarks/line_probe.py --layers 3,6 --epochs 12          # ~20 min encoding + ~5 min/epoch/K, 2 cores
     python benchmarks/line_probe.py --layers 3 --epochs 8      # the cached K=3 vectors: training only
+    python benchmarks/line_probe.py --layers 2,3,6 --speed     # speed of the line encoders only (~3 min)
 
 Each distinct line of the gold pages (its first 24 tokens, as the base model reads it) goes alone, between
 <s> and </s>, through the lower K layers of the released base model (frozen); its vector is the mean of its
@@ -11,8 +12,11 @@ whole page, on the gold train pages, the epoch chosen on half A of the validatio
 Prints, per K, half A and dev macro-F1 and per-class F1 next to the released model's on the same lines.
 The vectors are cached per K (`--cache`); one encoder pass computes every K not cached yet.
 
-This measures accuracy only: a line encoder this size is not yet faster than the windowed base model
-(see docs/model-history.md, candidate H).
+--speed times, instead, the line encoder alone against the released model on the same 60 validation pages
+(from their lines): the K-layer encoder exported to ONNX int8 like the base model (`pagesieve.onnxrt`), the
+distinct lines of 16 pages at a time encoded once, each line alone (labels independent of the batch) or 64
+lines per call; the base predictor timed in the same minute. The page transformer is not counted.
+Results: docs/model-history.md, candidate H.
 """
 from __future__ import annotations
 
@@ -84,12 +88,53 @@ def line_vectors(seqs: list[tuple[int, ...]], layers: list[int], bos: int, eos: 
     return out
 
 
+def speed(pages: list[list[str]], ks: list[int], enc):
+    """Print each K's line-encoder pages/s and its ratio to the base predictor's, timed alternately."""
+    from pagesieve import Predictor
+    from pagesieve.modeling import load
+    from pagesieve.onnxrt import OnnxForward
+
+    base = Predictor.from_pretrained(ROOT / "model", runtime="onnx-int8")
+    base.predict_many(pages[:4])
+    for k in ks:
+        model = load(ROOT / "model")
+        model.bert.encoder.layer = nn.ModuleList(list(model.bert.encoder.layer)[:k])
+        model.config.num_hidden_layers = k
+        run_onnx = OnnxForward(model, int8=True, threads=torch.get_num_threads())
+
+        def encode(chunk):
+            width = max(map(len, chunk)) + 2
+            ids = np.full((len(chunk), width), model.config.pad_token_id, np.int64)
+            att = np.zeros_like(ids)
+            for r, s in enumerate(chunk):
+                ids[r, :len(s) + 2] = [enc.bos, *s, enc.eos]
+                att[r, :len(s) + 2] = 1
+            return run_onnx(ids, att, np.zeros_like(ids), np.ones((len(chunk), 1), np.int64))
+
+        for per_call in (1, 64):
+            def lines_through_encoder():
+                t = time.time()
+                for b in range(0, len(pages), 16):
+                    distinct = sorted({tuple(t) for t in enc.line_tokens([l for p in pages[b:b + 16] for l in p if l.strip()])}, key=len)
+                    run_onnx.map(encode, [distinct[i:i + per_call] for i in range(0, len(distinct), per_call)])
+                return time.time() - t
+
+            lines_through_encoder()  # warm-up
+            took = lines_through_encoder()
+            t = time.time()
+            base.predict_many(pages)
+            base_took = time.time() - t
+            print(f"K={k}, {'each line alone' if per_call == 1 else f'{per_call} lines per call'}: {len(pages) / took:.1f} pages/s; "
+                  f"base model {len(pages) / base_took:.1f} pages/s in the same minute: {base_took / took:.2f}x", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", default="3,6", help="encoder depths K to try, comma-separated (default 3,6)")
     ap.add_argument("--epochs", type=int, default=12, help="epochs of the page transformer (default 12)")
     ap.add_argument("--cache", default="runs/line-probe", help="folder for the line vectors (default runs/line-probe)")
     ap.add_argument("--max-pages", type=int, default=0, help="at most this many pages of each set (a quick check)")
+    ap.add_argument("--speed", action="store_true", help="time the line encoders instead (see above)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -109,6 +154,8 @@ def main(argv=None):
         for p in pages[name]:
             p["kept"] = [i for i, line in enumerate(p["lines"]) if line.strip()]
             p["rows"] = [index.setdefault(tuple(t), len(index)) for t in enc.line_tokens([p["lines"][i] for i in p["kept"]])]
+    if args.speed:
+        return speed([p["lines"] for p in pages["validation"][:60]], ks, enc)
     seqs = list(index)
     key = hashlib.sha1(json.dumps(seqs).encode()).hexdigest()[:12]
     cached = {k: Path(args.cache) / f"lines-{key}-K{k}.npy" for k in ks}
