@@ -5,7 +5,7 @@ API): content precision, recall and F1, counting lines and characters, on labele
     python benchmarks/thresholds.py --data data/gold/validation.jsonl.gz --runtimes onnx-int8
 
 The model runs once per runtime; each threshold then relabels the same probabilities with the rule
-of `pagesieve.predictor.choose_labels` (a line whose top label is content below T takes its next
+of `pagesieve.encoding.choose_labels` (a line whose top label is content below T takes its next
 most probable label). "none" is the plain argmax, what `pagesieve label` does without --min-prob.
 """
 from __future__ import annotations
@@ -21,30 +21,20 @@ sys.path.insert(0, str(ROOT))
 DEV = ROOT.parent / "shared" / "data" / "gold" / "dev.jsonl"
 
 
-def page_probs(predictor, pages) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per page: (the rows of its gold-labeled lines in the model's output, their probabilities)."""
-    from pagesieve.evaluation import gold_of
-
-    out = []
-    for page, (enc, probs) in zip(pages, predictor.line_probs([p["lines"] for p in pages])):
-        row_of = {line: row for row, line in enumerate(enc.kept)}
-        idx, _, _ = gold_of(page)
-        out.append((np.array([row_of.get(i, -1) for i in idx]), probs))
-    return out
-
-
-def content_scores(pages, probs, threshold: float | None) -> dict:
+def content_scores(pages, encoded, threshold: float | None) -> dict:
+    """Content precision/recall/F1 of the lines labeled with the threshold; `encoded`: the model's
+    (page encoding, probabilities) per page."""
+    from pagesieve.encoding import per_line
     from pagesieve.evaluation import OTHER, gold_of
     from pagesieve.labels import LABELS
     from pagesieve.metrics import char_content_scores, scores
-    from pagesieve.predictor import choose_labels
 
     gold, pred, lens = [], [], []
-    for page, (rows, p) in zip(pages, probs):
-        _, g, n = gold_of(page)
-        ids = choose_labels(p, LABELS, {"content": threshold} if threshold is not None else None)
+    for page, (enc, probs) in zip(pages, encoded):
+        idx, g, n = gold_of(page)
+        ids = per_line(enc, probs, {"content": threshold} if threshold is not None else None)
         gold += g
-        pred += [int(ids[r]) if r >= 0 else OTHER for r in rows]  # a line the model skips is not content
+        pred += [OTHER if ids[i] is None else ids[i] for i in idx]  # a line the model skips is not content
         lens += n
     lines = scores(gold, pred)["content"]
     return {"lines": lines, "chars": char_content_scores(gold, pred, lens),
@@ -68,9 +58,10 @@ def main(argv=None):
     print("| runtime | content min-prob | P lines | R lines | F1 lines | P chars | R chars | F1 chars | lines kept |")
     print("|---|---|---|---|---|---|---|---|---|")
     for runtime in args.runtimes.split(","):
-        probs = page_probs(Predictor.from_pretrained(args.model, device="cpu", runtime=runtime), pages)
+        predictor = Predictor.from_pretrained(args.model, device="cpu", runtime=runtime)
+        encoded = predictor.line_probs([p["lines"] for p in pages])
         for t in thresholds:
-            s = content_scores(pages, probs, t)
+            s = content_scores(pages, encoded, t)
             line, char = s["lines"], s["chars"]
             print(f"| {runtime} | {'none' if t is None else f'{t:.2f}'} | {line['precision']:.3f} | "
                   f"{line['recall']:.3f} | {line['f1']:.3f} | {char['precision']:.3f} | {char['recall']:.3f} | "

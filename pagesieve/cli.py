@@ -182,13 +182,15 @@ def cmd_train(args) -> int:
 def cmd_prepare(args) -> int:
     from . import fast, modeling
     from .backbone import ensure_backbone
-    from .onnxrt import exported
+    from .onnxrt import exported, fingerprint
 
     folder = modeling.resolve(args.model)  # a Hub id: downloaded into the Hugging Face cache
     runtimes = ("onnx", "onnx-int8") if args.runtime == "all" else (args.runtime,)  # fp32 first: int8 reuses it
     if fast.is_fast_dir(folder):  # the fast tier runs with torch: nothing to export
-        if args.runtime.startswith("onnx"):
-            raise UserError(f"{folder}: the fast tier runs with torch only, not --runtime {args.runtime}")
+        try:
+            fast.check_runtime("torch" if args.runtime == "all" else args.runtime)  # all: nothing to export
+        except ValueError as e:
+            raise UserError(f"{folder}: {e}") from None
         model, runtimes = fast.load(folder), ()
     else:
         try:
@@ -196,9 +198,10 @@ def cmd_prepare(args) -> int:
         except ValueError as e:  # not a pagesieve model
             raise UserError(str(e)) from None
     caches = [("backbone", ensure_backbone()), ("model", folder)]
+    key = fingerprint(model) if any(r.startswith("onnx") for r in runtimes) else None  # once for both exports
     for runtime in runtimes:
         if runtime.startswith("onnx"):
-            caches.append((runtime, exported(model, int8=runtime.endswith("int8"))))
+            caches.append((runtime, exported(model, int8=runtime.endswith("int8"), key=key)))
     for what, path in caches:
         files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
         print(f"{what:<10} {sum(f.stat().st_size for f in files) / 2**20:8.1f} MiB  {path}")

@@ -533,13 +533,9 @@ def read_records(path: str, fmt: str | None = None, fields: Fields | None = None
 # -- output records ----------------------------------------------------------------------------
 def line_labels(page, probs, min_prob: dict[str, float] | None = None) -> list[str | None]:
     """The label of every line of a page (None for blank lines), with per-class thresholds."""
-    labels: list[str | None] = [None] * page.n_lines
-    if len(page.kept):
-        from .predictor import choose_labels
+    from .encoding import per_line
 
-        for i, c in zip(page.kept, choose_labels(probs, LABELS, min_prob).tolist()):
-            labels[i] = LABELS[c]
-    return labels
+    return [None if c is None else LABELS[c] for c in per_line(page, probs, min_prob)]
 
 
 def output_record(rec: Record, page, probs, labels: list[str | None] | None, keep: tuple[str, ...] | None,
@@ -872,7 +868,7 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
     label), also written to OUTPUT.summary.json with `elapsed_s`: the seconds spent reading, labeling
     and writing that output, over all the runs that made it (model loading not counted).
 
-    `min_prob`: per-class thresholds, e.g. {"content": 0.8} (the rule: `predictor.choose_labels`).
+    `min_prob`: per-class thresholds, e.g. {"content": 0.8} (the rule: `encoding.choose_labels`).
     `progress`: a bar on stderr, with a total and an ETA: pages when the inputs' record counts are
     cheap to know (Parquet metadata, text files, datasets), else bytes read of the input files.
 
@@ -1010,7 +1006,8 @@ class Progress:
     def __init__(self, name: str, inputs: list[str], fmt: str | None, hf_split: str, done: int, enabled: bool):
         self.name, self.enabled, self.bar, self.pages = name, enabled, None, done
         counts = [record_count(i, fmt, hf_split) for i in inputs] if enabled else [None]
-        self.sizes = [input_size(i) for i in inputs] if enabled else [None] * len(inputs)
+        # the inputs' sizes only when the bar counts bytes (stat-ing a folder of text files is not free)
+        self.sizes = [input_size(i) for i in inputs] if enabled and None in counts else [None] * len(inputs)
         self.by_bytes = None in counts and None not in self.sizes
         self.total = sum(self.sizes) if self.by_bytes else (sum(counts) if None not in counts else None)
         self.position = 0 if self.by_bytes else done  # bytes of the inputs read (`Record.end`), or pages

@@ -15,11 +15,12 @@ Rules (the model and the training data share them):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .labels import IGNORE
+from .labels import IGNORE, LABELS
 
 # Cut characters before tokenizing: a 200 kB line needs only its first words.
 CHARS_PER_TOKEN_CAP = 16
@@ -172,12 +173,32 @@ def _leading_words(text: str, chars: int) -> str:
     return text[:cut].rstrip() if cut > 0 else text
 
 
-def per_line(page: EncodedPage, probs: np.ndarray) -> list[int | None]:
-    """The predicted class id of every line of the page (None for blank lines)."""
+def per_line(page: EncodedPage, probs: np.ndarray, min_prob: Mapping[str, float] | None = None) -> list[int | None]:
+    """The predicted class id of every line of the page (None for blank lines), with per-class
+    thresholds `min_prob` (see `choose_labels`)."""
     out: list[int | None] = [None] * page.n_lines
-    for i, c in zip(page.kept, np.asarray(probs).argmax(-1).tolist() if len(page.kept) else []):
+    for i, c in zip(page.kept, choose_labels(probs, LABELS, min_prob).tolist() if len(page.kept) else []):
         out[i] = c
     return out
+
+
+def choose_labels(probs: np.ndarray, labels: Sequence[str], min_prob: Mapping[str, float] | None = None) -> np.ndarray:
+    """The class id of each row of (lines, classes) probabilities, with per-class thresholds.
+
+    The rule: a line takes the most probable class that passes its threshold: a class in `min_prob`
+    passes when its probability is at least the threshold, a class not in `min_prob` always passes.
+    So a line whose top class is below its threshold falls back to the next most probable class
+    that passes. When no class passes (every class has a threshold and all are below it), the line
+    keeps its top class. Without thresholds this is the plain argmax."""
+    probs = np.asarray(probs)
+    if not min_prob or not len(probs):
+        return probs.argmax(-1)
+    floor = np.array([min_prob.get(label, 0.0) for label in labels], dtype=probs.dtype)
+    passes = probs >= floor
+    ids = np.where(passes, probs, -1.0).argmax(-1)  # classes under their threshold rank below all others
+    none = ~passes.any(-1)
+    ids[none] = probs[none].argmax(-1)
+    return ids
 
 
 def merge_window_probs(page: EncodedPage, window_probs: list[np.ndarray], n_classes: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .labels import IGNORE, LABEL2ID, LABELS
+from .modeling import to_device
 from .predictor import Predictor
 
 ARCH = "line-page"
@@ -224,10 +225,10 @@ class FastPredictor(Predictor):
         return 64 if self.device.type == "cuda" else 16
 
     def use_onnx(self, int8: bool = True, threads: int = 0):
-        raise ValueError("the fast tier runs with torch only (--runtime torch or auto)")
+        check_runtime("onnx-int8" if int8 else "onnx")
 
     def quantize_int8(self):
-        raise ValueError("the fast tier runs with torch only (--runtime torch or auto)")
+        check_runtime("torch-int8")
 
     @torch.inference_mode()
     def probs(self, encoded: list[EncodedLines], batch_size: int | None = None) -> list[np.ndarray]:
@@ -245,7 +246,7 @@ class FastPredictor(Predictor):
             if not batch:
                 continue
             inputs, _ = collate([encoded[p] for p, _, _ in batch], [(s, e) for _, s, e in batch])
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            inputs = {k: to_device(v, self.device) for k, v in inputs.items()}
             probs = torch.softmax(self.model(**inputs).float(), -1).cpu().numpy()
             for row, (p, s, e) in enumerate(batch):
                 pos = np.arange(s, e)
@@ -254,6 +255,12 @@ class FastPredictor(Predictor):
                 best[p][s:e][better] = margin[better]
                 out[p][s:e][better] = probs[row, :e - s][better]
         return out
+
+
+def check_runtime(runtime: str):
+    """The fast tier runs with torch (fp32) only: any other runtime is a ValueError saying so."""
+    if runtime not in ("auto", "torch"):
+        raise ValueError(f"the fast tier runs with torch only, not --runtime {runtime} (use torch or auto)")
 
 
 class _Config(dict):
@@ -326,16 +333,13 @@ class FastTrainConfig:
 
     @classmethod
     def load(cls, path: str | None, overrides: list[str] = ()) -> "FastTrainConfig":
-        import yaml
+        from .training import config_values
 
-        values = yaml.safe_load(Path(path).read_text()) if path else {}
-        for o in overrides:
-            k, _, v = o.partition("=")
-            values[k.strip()] = yaml.safe_load(v)
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
+        cfg = cls(**config_values(cls, path, overrides))
+        for k in ("train", "validation"):
+            if isinstance(getattr(cfg, k), str):
+                setattr(cfg, k, [getattr(cfg, k)])
+        return cfg
 
 
 def _batches(lengths: list[int], budget: int, rng: np.random.Generator) -> list[list[int]]:

@@ -46,7 +46,7 @@ def resolve_runtime(runtime: str, device: str) -> str:
 INPUTS = ("inputs_embeds", "attention_mask", "token_type_ids", "label_positions")
 
 
-def _fingerprint(model) -> str:
+def fingerprint(model) -> str:
     """Hash of the weights and config: a retrained or different model never reuses an export."""
     h = hashlib.blake2b(digest_size=8)
     h.update(b"int8 per-channel; word table outside; last layer at label tokens; outlier channels apart; feed-forward input smoothed")  # the export recipe: change it and old exports are not reused
@@ -59,9 +59,10 @@ def _fingerprint(model) -> str:
     return h.hexdigest()
 
 
-def exported(model, int8: bool, verbose: bool = True) -> Path:
+def exported(model, int8: bool, verbose: bool = True, key: str | None = None) -> Path:
     """Path of the model's ONNX file (int8 or fp32), exporting it into the cache on first use (once
-    for all the processes that ask at the same time: `backbone.build_once`)."""
+    for all the processes that ask at the same time: `backbone.build_once`). `key`: the model's
+    `fingerprint`, when the caller already has it (hashing the weights takes seconds)."""
     from .backbone import build_once, cache_dir
 
     try:
@@ -69,7 +70,7 @@ def exported(model, int8: bool, verbose: bool = True) -> Path:
     except ImportError as e:
         raise ImportError("ONNX Runtime is not installed: pip install onnxruntime onnx (pagesieve depends on them)") from e
     folder = cache_dir() / "onnx"
-    key = _fingerprint(model)
+    key = key or fingerprint(model)
     fp32 = folder / f"{key}.onnx"
     target = folder / f"{key}.int8.onnx" if int8 else fp32
 

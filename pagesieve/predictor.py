@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import modeling
-from .encoding import EncodedPage, PageEncoder, merge_window_probs
+from .encoding import EncodedPage, PageEncoder, choose_labels, merge_window_probs  # noqa: F401 (choose_labels: API)
 from .html import check_renderer
 from .labels import LABELS, check_keep
 from .text import split_lines
@@ -80,8 +80,7 @@ class Predictor:
         from . import fast
 
         if fast.is_fast_dir(folder):  # the fast tier: a page transformer over cheap line vectors
-            if runtime not in ("auto", "torch"):
-                raise ValueError(f"the fast tier runs with torch only, not --runtime {runtime} (use torch or auto)")
+            fast.check_runtime(runtime)
             return fast.FastPredictor(fast.load(folder), modeling.load_tokenizer(folder), device)
         predictor = cls(modeling.load(folder), modeling.load_tokenizer(folder), device)
         runtime = resolve_runtime(runtime, predictor.device.type)
@@ -174,7 +173,7 @@ class Predictor:
             e = np.exp(logits - logits.max(-1, keepdims=True))
             probs = e / e.sum(-1, keepdims=True)
             return [probs[i, :len(w.label_positions)] for i, w in enumerate(wins)]
-        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in
+        inputs = {k: modeling.to_device(torch.from_numpy(v), self.device) for k, v in
                   (("input_ids", ids), ("token_type_ids", types), ("attention_mask", mask))}
         probs = torch.softmax(self.model(**inputs).logits.float(), dim=-1).cpu().numpy()
         return [probs[i, w.label_positions] for i, w in enumerate(wins)]
@@ -228,25 +227,6 @@ def check_min_prob(min_prob: Mapping[str, float] | None) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise ValueError(f"min_prob: {label} must be a probability from 0 to 1, not {value!r}")
     return {label: float(value) for label, value in min_prob.items()}
-
-
-def choose_labels(probs: np.ndarray, labels: Sequence[str], min_prob: Mapping[str, float] | None = None) -> np.ndarray:
-    """The class id of each row of (lines, classes) probabilities, with per-class thresholds.
-
-    The rule: a line takes the most probable class that passes its threshold: a class in `min_prob`
-    passes when its probability is at least the threshold, a class not in `min_prob` always passes.
-    So a line whose top class is below its threshold falls back to the next most probable class
-    that passes. When no class passes (every class has a threshold and all are below it), the line
-    keeps its top class. Without thresholds this is the plain argmax."""
-    probs = np.asarray(probs)
-    if not min_prob or not len(probs):
-        return probs.argmax(-1)
-    floor = np.array([min_prob.get(label, 0.0) for label in labels], dtype=probs.dtype)
-    passes = probs >= floor
-    ids = np.where(passes, probs, -1.0).argmax(-1)  # classes under their threshold rank below all others
-    none = ~passes.any(-1)
-    ids[none] = probs[none].argmax(-1)
-    return ids
 
 
 def _pages(pages: Iterable[str | bytes | Sequence[str]]) -> list[list[str]]:

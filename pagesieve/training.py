@@ -62,31 +62,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | None, overrides: list[str] = ()) -> "TrainConfig":
-        import yaml
-
-        values = yaml.safe_load(Path(path).read_text()) if path else {}
-        values = values or {}
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = set(values) - set(names)
-        if unknown:
-            raise ValueError(f"{path}: unknown config fields {sorted(unknown)}")
-        for item in overrides:
-            if "=" not in item:
-                raise ValueError(f"--set expects name=value, got {item!r}")
-            k, v = item.split("=", 1)
-            if k not in names:
-                raise ValueError(f"--set {k}: unknown field (known: {', '.join(names)})")
-            values[k] = yaml.safe_load(v)
-        for k, v in values.items():  # YAML reads 1e-4 as a string: coerce to the field's type
-            default = names[k].default
-            if isinstance(default, bool):
-                values[k] = v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
-            elif isinstance(default, (int, float)) and isinstance(v, str):
-                try:
-                    values[k] = type(default)(float(v)) if isinstance(default, float) else int(v)
-                except ValueError:
-                    raise ValueError(f"{k}: expected a number, got {v!r}") from None
-        cfg = cls(**values)
+        cfg = cls(**config_values(cls, path, overrides))
         for k in ("train", "validation", "validate_on"):
             if isinstance(getattr(cfg, k), str):
                 setattr(cfg, k, [getattr(cfg, k)])
@@ -94,6 +70,37 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"validate_on: {sorted(unknown)} not among the train sources {cfg.train}")
         return cfg
+
+
+def config_values(cls, path: str | None, overrides: list[str] = ()) -> dict:
+    """The fields of a config dataclass `cls` from a YAML file and `--set name=value` overrides,
+    checked (unknown names are a ValueError) and coerced to the defaults' types (YAML reads 1e-4
+    as a string)."""
+    import yaml
+
+    values = (yaml.safe_load(Path(path).read_text()) if path else {}) or {}
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ValueError(f"{path}: unknown config fields {sorted(unknown)}")
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects name=value, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if k not in names:
+            raise ValueError(f"--set {k}: unknown field (known: {', '.join(names)})")
+        values[k] = yaml.safe_load(v)
+    for k, v in values.items():
+        default = names[k].default
+        if isinstance(default, bool):
+            values[k] = v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+        elif isinstance(default, (int, float)) and isinstance(v, str):
+            try:
+                values[k] = type(default)(float(v)) if isinstance(default, float) else int(v)
+            except ValueError:
+                raise ValueError(f"{k}: expected a number, got {v!r}") from None
+    return values
 
 
 # -- data -------------------------------------------------------------------------------

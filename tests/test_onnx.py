@@ -102,7 +102,7 @@ def _export_errors(model_dir, test_pages, monkeypatch, step, plain_step, check_i
 
     fp32, int8 = error("onnx"), error("onnx-int8")
     monkeypatch.setattr(onnxrt, step, plain_step)
-    monkeypatch.setattr(onnxrt, "_fingerprint", lambda m, key=onnxrt._fingerprint: key(m) + "-plain")
+    monkeypatch.setattr(onnxrt, "fingerprint", lambda m, key=onnxrt.fingerprint: key(m) + "-plain")
     return fp32, int8, error("onnx-int8")
 
 

@@ -81,6 +81,17 @@ def test_all_configs_parse():
             TrainConfig.load(str(path))
 
 
+def test_fast_config_reads_like_the_base_config():
+    from pagesieve.fast import FastTrainConfig
+
+    cfg = FastTrainConfig.load(str(ROOT / "configs/fast.yaml"), ["lr=1e-4", "epochs=3", "train=a.jsonl"])
+    assert (cfg.lr, cfg.epochs, cfg.train) == (1e-4, 3, ["a.jsonl"]) and isinstance(cfg.lr, float)
+    with pytest.raises(ValueError, match="unknown field"):
+        FastTrainConfig.load(None, ["learning_rate=1"])
+    with pytest.raises(ValueError, match="expected a number"):
+        FastTrainConfig.load(None, ["lr=fast"])
+
+
 def test_split_by_site_is_stable(test_pages):
     a_keep, a_held = split_by_site(test_pages, 0.34, 1)
     b_keep, b_held = split_by_site(test_pages + [{"url": "https://other.example/x", "lines": [], "labels": []}], 0.34, 1)
