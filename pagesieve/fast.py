@@ -260,7 +260,7 @@ class FastPredictor(Predictor):
 def check_runtime(runtime: str):
     """The fast tier runs with torch (fp32) only: any other runtime is a ValueError saying so."""
     if runtime not in ("auto", "torch"):
-        raise ValueError(f"the fast tier runs with torch only, not --runtime {runtime} (use torch or auto)")
+        raise ValueError(f"the fast tier runs with torch only, not --runtime {runtime}")
 
 
 class _Config(dict):
@@ -327,7 +327,7 @@ class FastTrainConfig:
     warmup_ratio: float = 0.05
     class_weight_power: float = 0.5
     seed: int = 13
-    time_budget_min: float = 0
+    time_budget_min: float = 0.0
     out: str = "runs/fast"
     release: str = ""
 
