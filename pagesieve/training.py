@@ -53,7 +53,7 @@ class TrainConfig:
     bf16: bool = False
     eval_steps: int = 200
     patience: int = 3  # evaluations without macro-F1 gain before stopping
-    time_budget_min: float = 0  # stop training after this many minutes (0: no limit); the best model is kept
+    time_budget_min: float = 0.0  # stop training after this many minutes (0: no limit); the best model is kept
     seed: int = 13
     split_seed: int | None = None  # seed of the held-out sites (default: seed); fix it to vary only training randomness
     out: str = "runs/default"  # checkpoints and logs
