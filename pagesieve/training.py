@@ -62,20 +62,17 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | None, overrides: list[str] = ()) -> "TrainConfig":
-        cfg = cls(**config_values(cls, path, overrides))
-        for k in ("train", "validation", "validate_on"):
-            if isinstance(getattr(cfg, k), str):
-                setattr(cfg, k, [getattr(cfg, k)])
+        cfg = cls(**config_values(cls, path, overrides, lists=("train", "validation", "validate_on")))
         unknown = set(cfg.validate_on) - {str(spec).partition("*")[0] for spec in cfg.train}
         if unknown:
             raise ValueError(f"validate_on: {sorted(unknown)} not among the train sources {cfg.train}")
         return cfg
 
 
-def config_values(cls, path: str | None, overrides: list[str] = ()) -> dict:
+def config_values(cls, path: str | None, overrides: list[str] = (), lists: tuple[str, ...] = ()) -> dict:
     """The fields of a config dataclass `cls` from a YAML file and `--set name=value` overrides,
     checked (unknown names are a ValueError) and coerced to the defaults' types (YAML reads 1e-4
-    as a string)."""
+    as a string); a single string given for a field of `lists` becomes a list of one."""
     import yaml
 
     values = (yaml.safe_load(Path(path).read_text()) if path else {}) or {}
@@ -100,6 +97,8 @@ def config_values(cls, path: str | None, overrides: list[str] = ()) -> dict:
                 values[k] = type(default)(float(v)) if isinstance(default, float) else int(v)
             except ValueError:
                 raise ValueError(f"{k}: expected a number, got {v!r}") from None
+        if k in lists and isinstance(v, str):
+            values[k] = [v]
     return values
 
 
