@@ -50,6 +50,13 @@ def test_lines_remember_their_elements():
     assert any(el.tag == "span" and "credit" in el.get("class") for el, _ in cap.sources)
 
 
+@pytest.mark.parametrize("style", ["innertext", "textcontent", "wet"])
+def test_text_only_rendering_is_the_same_text(style):
+    full, bare = render(PAGE, style), render(PAGE, style, sources=False)
+    assert [l.text for l in bare] == [l.text for l in full] == html_to_lines(PAGE, style)
+    assert all(l.sources for l in full) and not any(l.sources for l in bare)
+
+
 @pytest.mark.parametrize("bad", ["", "   ", b"", None])
 def test_empty_html_is_rejected(bad):
     with pytest.raises((ValueError, TypeError)):
