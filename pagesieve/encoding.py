@@ -24,12 +24,10 @@ from .labels import IGNORE, LABELS
 
 # Cut characters before tokenizing: a 200 kB line needs only its first words.
 CHARS_PER_TOKEN_CAP = 16
-# ... and tokenize first only the words within this many characters per budget token: the tokenizer
-# splits at whitespace and tokenizes each word alone, so when those words already give more than the
-# budget, their tokens are the line's first tokens. Lines they fall short on are tokenized again up
-# to the cap. The ids are the same either way; with _ids' once-per-distinct-line, tokenizing
-# built corpora pages went from 4.7 to 3.0 ms/page (one thread).
-CHARS_PER_TOKEN_FIRST = 6
+# The tokenizer splits at whitespace and tokenizes each word alone, so a line's ids are its words' ids one
+# after the other: each distinct word is tokenized once per encoder (menus, names and common words repeat
+# across a dump's pages; the tokenizer costs ~20 us a word) and a line needs only its first budget + 1 words.
+WORD_CACHE = 200_000  # distinct words kept (~310 bytes each: ~60 MB); past that the cache starts again
 
 
 @dataclass
@@ -64,6 +62,7 @@ class PageEncoder:
         # Python conversion (which took as long as the tokenizing), and all a worker process needs
         self.backend = getattr(tokenizer, "backend_tokenizer", None)
         self.words_apart = self.backend is not None and "WhitespaceSplit" in repr(self.backend.pre_tokenizer)
+        self._start_words()
         self.max_length = max_length
         self.capacity = max_length - 2  # room for <s> and </s>
         self.budget = max(1, min(line_token_budget, self.capacity))
@@ -78,26 +77,53 @@ class PageEncoder:
         state = dict(self.__dict__)
         if self.backend is not None:
             state["tok"] = None
+        del state["normalize"], state["words"]  # each process its own
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._start_words()
+
+    def _start_words(self):
+        normalizer = self.backend.normalizer if self.backend is not None else None
+        self.normalize = normalizer.normalize_str if normalizer is not None else str
+        self.words: dict[str, list[int]] = {}  # word -> ids (see WORD_CACHE)
 
     def line_tokens(self, lines: list[str]) -> list[list[int]]:
         cap = self.budget * CHARS_PER_TOKEN_CAP
         texts = [line.strip()[:cap] for line in lines]
         if not texts:
             return []
-        if self.words_apart:
-            first = [_leading_words(t, self.budget * CHARS_PER_TOKEN_FIRST) for t in texts]
-            ids = self._ids(first)
-            redo = [i for i, t in enumerate(texts) if len(ids[i]) <= self.budget and len(first[i]) < len(t)]
-            for i, t in zip(redo, self._ids([texts[i] for i in redo])):
-                ids[i] = t
-        else:
-            ids = self._ids(texts)
+        ids = self._words_ids(texts) if self.words_apart else self._ids(texts)
         out = []
         for t in ids:
             if len(t) > 1 and t[0] == self.bare_space:
                 t = t[1:]
             out.append(t[: self.budget] or [self.bare_space])  # never empty: the line still needs a slot
+        return out
+
+    def _words_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's first ids, enough for the budget (one more: a bare "▁" may go), word by word."""
+        # a word is at least one token: the first budget + 1 words are all a line can need. Python's
+        # whitespace holds the tokenizer's (Unicode's).
+        words = [self.normalize(t).split()[: self.budget + 1] for t in texts]
+        cache = self.words
+        new = list({w: None for ws in words for w in ws if w not in cache})
+        if len(cache) + len(new) > WORD_CACHE:
+            cache.clear()
+            new = list({w: None for ws in words for w in ws})
+        if new:
+            # the normalized words again through the whole tokenizer: normalizing twice changes nothing
+            batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+            cache.update(zip(new, (e.ids for e in batch(new, add_special_tokens=False))))
+        out = []
+        for ws in words:
+            ids: list[int] = []
+            for w in ws:
+                ids += cache[w]
+                if len(ids) > self.budget:
+                    break
+            out.append(ids)
         return out
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
@@ -162,15 +188,6 @@ class PageEncoder:
                 nxt -= 1
                 back += lens[nxt]
             start = nxt
-
-
-def _leading_words(text: str, chars: int) -> str:
-    """The words of `text` that end within its first `chars` characters (all of it when short, or
-    when no space falls there)."""
-    if len(text) <= chars:
-        return text
-    cut = text.rfind(" ", 0, chars + 1)
-    return text[:cut].rstrip() if cut > 0 else text
 
 
 def per_line(page: EncodedPage, probs: np.ndarray, min_prob: Mapping[str, float] | None = None) -> list[int | None]:

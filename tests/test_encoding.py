@@ -94,7 +94,7 @@ def test_line_budget_caps_tokens(encoder):
     assert len(toks[0]) == encoder.budget
 
 
-# long lines of words: line_tokens tokenizes their leading words first (CHARS_PER_TOKEN_FIRST)
+# long lines of words: line_tokens tokenizes word by word until the budget is reached
 # (frequent long words are single tokens: lines whose leading words are too few tokens)
 word = st.one_of(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12),
                  st.sampled_from(["information", "international", "government", "development", "ab"]))
@@ -104,17 +104,31 @@ long_line = st.lists(word, min_size=5, max_size=40).map(" ".join)
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(line_text, long_line).filter(str.strip), min_size=1, max_size=20))
 def test_fast_tokenizer_path_gives_the_tokenizer_ids(encoder, tokenizer, lines):
-    """line_tokens calls the Rust tokenizer directly, on the leading words of long lines first, and
-    once per distinct line; it must give what the transformers wrapper gives on the whole line."""
+    """line_tokens calls the Rust tokenizer directly, once per distinct word, and only on the words a
+    line needs; it must give what the transformers wrapper gives on the whole line."""
     lines += ["Заголовок открываемого материала", "首页 新闻", "«اشترك» الآن", "  ★ Subscribe ✉ ", lines[0],
               "a " * 30 + "Donaudampfschifffahrtsgesellschaftskapitän", "x" * 60 + " y z",
               "information " * 10 + "Заголовок открываемого материала",
-              "首页 a b c" + " information" * 6]  # leading words: exactly the budget, one of them a bare "▁"
+              "首页 a b c" + " information" * 6,  # leading words: exactly the budget, one of them a bare "▁"
+              # whitespace by Python's rules, or Unicode's, or neither; NFKC that makes spaces
+              "a\x1cb\x1dc\x1ed\x1ff", "a\x85b\u2028c\u2029d", "a\u3000b\u00a0c\u2007d\u202fe\u205ff\u1680g",
+              "a\u200bb\ufeffc\u180ed", "ｆｕｌｌ　ｗｉｄｔｈ　ｗｏｒｄｓ", "x\ty\x0bz\x0cw", "ǅ ﬁ ㎞ ①"]
     cap = encoder.budget * CHARS_PER_TOKEN_CAP
     ids = tokenizer([l.strip()[:cap] for l in lines], add_special_tokens=False)["input_ids"]
     expect = [(t[1:] if len(t) > 1 and t[0] == encoder.bare_space else t)[:encoder.budget] or [encoder.bare_space]
               for t in ids]
     assert encoder.line_tokens(lines) == expect
+
+
+def test_word_cache_starts_again_when_full(tokenizer, monkeypatch):
+    import pagesieve.encoding as encoding
+
+    lines = ["one two three", "four five", "one six seven eight nine ten"]
+    expect = PageEncoder(tokenizer, max_length=64, line_token_budget=8).line_tokens(lines)
+    monkeypatch.setattr(encoding, "WORD_CACHE", 4)
+    small = PageEncoder(tokenizer, max_length=64, line_token_budget=8)
+    assert [small.line_tokens([l])[0] for l in lines] == expect  # the cache overflows and starts again
+    assert small.line_tokens(lines) == expect and len(small.words) == 10  # a batch larger than the cache: all of it
 
 
 def test_pickled_encoder_needs_no_transformers(encoder, tmp_path):
