@@ -122,6 +122,7 @@ def run_model(spec: dict) -> dict:
         with open(spec["input"], encoding="utf-8") as fh:
             (tmp / "warm.jsonl").write_text("".join(fh.readlines()[:WARM_PAGES]), encoding="utf-8")
         dump(tmp / "warm.jsonl", tmp / "warm_out.jsonl")  # kernels, allocator, sessions
+        (p.encoder.tokens if fast else p.encoder).words.clear()  # not the warm pages' words: they are timed too
         t = time.perf_counter()
         summary = dump(Path(spec["input"]), tmp / "out.jsonl")
         seconds = time.perf_counter() - t
