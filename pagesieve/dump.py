@@ -140,7 +140,7 @@ def render(rec: Record, renderer: str) -> Record:
         rec.html = None
         try:
             root = parse(decode_html(bytes(html), rec.charset) if isinstance(html, (bytes, bytearray)) else html)
-            rec.lines = [line.text for line in render_html(root, renderer)]
+            rec.lines = [line.text for line in render_html(root, renderer, sources=False)]
         except CharsetError:
             rec.error = BAD_CHARSET
             return rec

@@ -15,6 +15,7 @@ Rules (the model and the training data share them):
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -61,7 +62,10 @@ class PageEncoder:
         # the Rust tokenizer itself: the same ids as `tokenizer(texts)` without transformers' per-line
         # Python conversion (which took as long as the tokenizing), and all a worker process needs
         self.backend = getattr(tokenizer, "backend_tokenizer", None)
-        self.words_apart = self.backend is not None and "WhitespaceSplit" in repr(self.backend.pre_tokenizer)
+        # word by word (see WORD_CACHE) when the tokenizer splits at whitespace and marks every word alike,
+        # as XLM-R's does; any other tokenizer: whole lines
+        pre = repr(self.backend.pre_tokenizer) if self.backend is not None else ""
+        self.words_apart = "WhitespaceSplit" in pre and "prepend_scheme=always" in pre
         self._start_words()
         self.max_length = max_length
         self.capacity = max_length - 2  # room for <s> and </s>
@@ -77,7 +81,7 @@ class PageEncoder:
         state = dict(self.__dict__)
         if self.backend is not None:
             state["tok"] = None
-        del state["normalize"], state["words"]  # each process its own
+        del state["normalize"], state["words"], state["specials"]  # each process its own
         return state
 
     def __setstate__(self, state):
@@ -88,6 +92,8 @@ class PageEncoder:
         normalizer = self.backend.normalizer if self.backend is not None else None
         self.normalize = normalizer.normalize_str if normalizer is not None else str
         self.words: dict[str, list[int]] = {}  # word -> ids (see WORD_CACHE)
+        specials = [t.content for t in self.backend.get_added_tokens_decoder().values()] if self.backend else []
+        self.specials = re.compile("|".join(map(re.escape, specials)) or r"(?!)")
 
     def line_tokens(self, lines: list[str]) -> list[list[int]]:
         cap = self.budget * CHARS_PER_TOKEN_CAP
@@ -104,26 +110,37 @@ class PageEncoder:
 
     def _words_ids(self, texts: list[str]) -> list[list[int]]:
         """Each text's first ids, enough for the budget (one more: a bare "▁" may go), word by word."""
+        normalized = [self.normalize(t) for t in texts]
         # a word is at least one token: the first budget + 1 words are all a line can need. Python's
-        # whitespace holds the tokenizer's (Unicode's).
-        words = [self.normalize(t).split()[: self.budget + 1] for t in texts]
+        # whitespace holds the tokenizer's (Unicode's; the two differ on \x1c-\x1f, which it deletes).
+        words = [n.split()[: self.budget + 1] for n in normalized]
+        # lines with a special token's text (<s>, <mask>...) before or after normalizing: the tokenizer
+        # matches those in the raw line, so only the whole line gives its ids
+        whole = [i for i, (t, n) in enumerate(zip(texts, normalized)) if self.specials.search(t) or self.specials.search(n)]
+        for i in whole:
+            words[i] = []
         cache = self.words
-        new = list({w: None for ws in words for w in ws if w not in cache})
-        if len(cache) + len(new) > WORD_CACHE:
-            cache.clear()
-            new = list({w: None for ws in words for w in ws})
+        found = {w: cache.get(w) for ws in words for w in ws}  # this call's own: other threads may clear the cache
+        new = [w for w, ids in found.items() if ids is None]
         if new:
             # the normalized words again through the whole tokenizer: normalizing twice changes nothing
             batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
-            cache.update(zip(new, (e.ids for e in batch(new, add_special_tokens=False))))
+            ids = [e.ids for e in batch(new, add_special_tokens=False)]
+            found.update(zip(new, ids))
+            if len(cache) + len(new) > WORD_CACHE:
+                cache.clear()
+            if len(new) <= WORD_CACHE:
+                cache.update(zip(new, ids))
         out = []
         for ws in words:
-            ids: list[int] = []
+            line: list[int] = []
             for w in ws:
-                ids += cache[w]
-                if len(ids) > self.budget:
+                line += found[w]
+                if len(line) > self.budget:
                     break
-            out.append(ids)
+            out.append(line)
+        for i, ids in zip(whole, self._ids([texts[i] for i in whole])):
+            out[i] = ids
         return out
 
     def _ids(self, texts: list[str]) -> list[list[int]]:

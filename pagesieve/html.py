@@ -254,8 +254,8 @@ def parse(html: str | bytes):
         root = etree.fromstring(html, _PARSER)
     except (etree.ParserError, ValueError) as e:
         raise ValueError(f"HTML does not parse: {e}") from None
-    if root is None:
-        raise ValueError("HTML does not parse")
+    if root is None:  # comments, a doctype or a processing instruction only
+        raise ValueError("HTML does not parse: Document is empty")
     return root
 
 

@@ -112,7 +112,9 @@ def test_fast_tokenizer_path_gives_the_tokenizer_ids(encoder, tokenizer, lines):
               "首页 a b c" + " information" * 6,  # leading words: exactly the budget, one of them a bare "▁"
               # whitespace by Python's rules, or Unicode's, or neither; NFKC that makes spaces
               "a\x1cb\x1dc\x1ed\x1ff", "a\x85b\u2028c\u2029d", "a\u3000b\u00a0c\u2007d\u202fe\u205ff\u1680g",
-              "a\u200bb\ufeffc\u180ed", "ｆｕｌｌ　ｗｉｄｔｈ　ｗｏｒｄｓ", "x\ty\x0bz\x0cw", "ǅ ﬁ ㎞ ①"]
+              "a\u200bb\ufeffc\u180ed", "ｆｕｌｌ　ｗｉｄｔｈ　ｗｏｒｄｓ", "x\ty\x0bz\x0cw", "ǅ ﬁ ㎞ ①",
+              # special tokens' text, matched by the tokenizer before normalizing: as it is, or made by NFKC
+              "tag <s>strike</s> ok", "x ＜ｓ＞ y", "x <\x01s> y", "x ﹤mask﹥ y", "a<s>\u0338 b", "<s>\u0338"]
     cap = encoder.budget * CHARS_PER_TOKEN_CAP
     ids = tokenizer([l.strip()[:cap] for l in lines], add_special_tokens=False)["input_ids"]
     expect = [(t[1:] if len(t) > 1 and t[0] == encoder.bare_space else t)[:encoder.budget] or [encoder.bare_space]
@@ -128,7 +130,7 @@ def test_word_cache_starts_again_when_full(tokenizer, monkeypatch):
     monkeypatch.setattr(encoding, "WORD_CACHE", 4)
     small = PageEncoder(tokenizer, max_length=64, line_token_budget=8)
     assert [small.line_tokens([l])[0] for l in lines] == expect  # the cache overflows and starts again
-    assert small.line_tokens(lines) == expect and len(small.words) == 10  # a batch larger than the cache: all of it
+    assert small.line_tokens(lines) == expect and len(small.words) <= 4  # a batch larger than the cache: not kept
 
 
 def test_pickled_encoder_needs_no_transformers(encoder, tmp_path):
