@@ -26,8 +26,10 @@ from .labels import IGNORE, LABELS
 # Cut characters before tokenizing: a 200 kB line needs only its first words.
 CHARS_PER_TOKEN_CAP = 16
 # The tokenizer splits at whitespace and tokenizes each word alone, so a line's ids are its words' ids one
-# after the other: each distinct word is tokenized once per encoder (menus, names and common words repeat
-# across a dump's pages; the tokenizer costs ~20 us a word) and a line needs only its first budget + 1 words.
+# after the other: each distinct word is tokenized once per encoder (the tokenizer costs ~20-30 us a word;
+# menus, names and common words repeat across a dump's pages) and a line needs only its first budget + 1
+# words. Page by page over the 635 gold pages, one process: 2 ms/page once the cache is warm against 6-8
+# before; from an empty cache about the same as before (benchmarks of a few pages start there).
 WORD_CACHE = 200_000  # distinct words kept (~310 bytes each: ~60 MB); past that the cache starts again
 
 
