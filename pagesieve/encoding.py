@@ -118,7 +118,8 @@ class PageEncoder:
         words = [n.split()[: self.budget + 1] for n in normalized]
         # lines with a special token's text (<s>, <mask>...) before or after normalizing: the tokenizer
         # matches those in the raw line, so only the whole line gives its ids
-        whole = [i for i, (t, n) in enumerate(zip(texts, normalized)) if self.specials.search(t) or self.specials.search(n)]
+        whole = [i for i, (t, n) in enumerate(zip(texts, normalized))
+                 if self.specials.search(t) or self.specials.search(n)]
         for i in whole:
             words[i] = []
         cache = self.words

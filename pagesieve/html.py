@@ -274,7 +274,7 @@ class _Builder:
         self.text: list[str] = []
         self.sources: list = []
         self.keep_newlines = keep_newlines
-        self.track = sources  # False: text only (what html_to_lines needs), a third faster
+        self.track = sources  # False: the text only (what html_to_lines and dumps need), faster
 
     def add(self, s: str | None, el):
         if not s:
