@@ -100,15 +100,14 @@ class PageEncoder:
     def line_tokens(self, lines: list[str]) -> list[list[int]]:
         cap = self.budget * CHARS_PER_TOKEN_CAP
         texts = [line.strip()[:cap] for line in lines]
-        if not texts:
-            return []
-        ids = self._words_ids(texts) if self.words_apart else self._ids(texts)
-        out = []
-        for t in ids:
+        distinct = list(dict.fromkeys(texts))  # each distinct line once: menus repeat within and across pages
+        ids = self._words_ids(distinct) if self.words_apart else self._ids(distinct)
+        by_text = {}
+        for text, t in zip(distinct, ids):
             if len(t) > 1 and t[0] == self.bare_space:
                 t = t[1:]
-            out.append(t[: self.budget] or [self.bare_space])  # never empty: the line still needs a slot
-        return out
+            by_text[text] = t[: self.budget] or [self.bare_space]  # never empty: the line still needs a slot
+        return [by_text[t] for t in texts]
 
     def _words_ids(self, texts: list[str]) -> list[list[int]]:
         """Each text's first ids, enough for the budget (one more: a bare "▁" may go), word by word."""
@@ -147,19 +146,13 @@ class PageEncoder:
         return out
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
-        """Token ids of each text, each distinct text tokenized once (menus repeat within and across pages)."""
+        """Token ids of each whole text."""
         if not texts:
             return []
-        distinct = list(dict.fromkeys(texts))
         if self.backend is not None:
             batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
-            ids = [e.ids for e in batch(distinct, add_special_tokens=False)]
-        else:
-            ids = self.tok(distinct, add_special_tokens=False)["input_ids"]
-        if len(distinct) == len(texts):
-            return ids
-        by_text = dict(zip(distinct, ids))
-        return [by_text[t] for t in texts]
+            return [e.ids for e in batch(texts, add_special_tokens=False)]
+        return self.tok(texts, add_special_tokens=False)["input_ids"]
 
     def encode(self, lines: list[str], labels: list[int] | None = None) -> EncodedPage:
         return self.encode_many([lines], [labels] if labels is not None else None)[0]
