@@ -42,18 +42,16 @@ SETS = {"train": ["../shared/data/gold/train.jsonl", "data/gold/train.jsonl.gz"]
         "validation": ["data/gold/validation.jsonl.gz"], "dev": ["../shared/data/gold/dev.jsonl"]}
 
 
-class OnVectors(nn.Module):
+class OnVectors(fast.LinePageModel):
     """The fast tier's page transformer reading precomputed line vectors: a line's single 'token' is the
     row of its vector in `table` (so `fast.collate`, `FastPredictor.probs` and `fast.fit` work unchanged)."""
 
     def __init__(self, cfg: fast.FastConfig, table: torch.Tensor):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, line_dim=table.shape[1])
         self.register_buffer("table", table, persistent=False)
-        self.inner = fast.LinePageModel(cfg, line_dim=table.shape[1])
 
-    def forward(self, ids, offsets, first, last, feats, slots, top, bottom, mask):
-        return self.inner.page_logits(self.table[first], feats, slots, top, bottom, mask)
+    def line_vectors(self, ids, offsets, first, last):
+        return self.table[first]
 
 
 def line_vectors(seqs: list[tuple[int, ...]], layers: list[int], bos: int, eos: int, tokens_per_batch: int = 4096) -> np.ndarray:

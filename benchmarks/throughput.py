@@ -109,7 +109,7 @@ def run_model(spec: dict) -> dict:
     fast = isinstance(p, FastPredictor)
     if spec["no_model"]:
         if fast:
-            p.model.forward = lambda **inputs: torch.zeros(*inputs["mask"].shape, 4)
+            p.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), 4)
         else:
             p._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
 
@@ -129,7 +129,7 @@ def run_model(spec: dict) -> dict:
         with open(tmp / "out.jsonl", encoding="utf-8") as fh:
             labels = [json.loads(raw).get("labels") or [] for raw in fh]  # in input order; an error record: none
     return {"seconds": seconds, "pages": summary["records_in"], "labels": labels, "load_s": round(load_s, 2),
-            "runtime": "torch" if fast else resolve_runtime(spec["runtime"], p.device.type),
+            "runtime": p.runtime if fast else resolve_runtime(spec["runtime"], p.device.type),
             "device": str(p.device), "threads": torch.get_num_threads()}
 
 
@@ -231,7 +231,8 @@ def synthetic_dump(pages: list[dict], n: int, path: Path, seed: int = 0) -> int:
 
 
 def model_specs(args) -> list[dict]:
-    """One spec per model tier and runtime: the base model with each of --runtimes, the fast tier with torch."""
+    """One spec per model tier and runtime: the base model with each of --runtimes, the fast tier with those
+    of them it runs (else auto)."""
     from pagesieve import fast, modeling
 
     specs = []
@@ -241,7 +242,9 @@ def model_specs(args) -> list[dict]:
         if not folder.exists():
             sys.exit(f"--models {name}: no such model folder ({folder})")
         shown = "base" if model is None else Path(name).name
-        runtimes = ["torch"] if fast.is_fast_dir(folder) else args.runtimes.split(",")
+        runtimes = args.runtimes.split(",")
+        if fast.is_fast_dir(folder):  # the runtimes it has (auto: bf16 where native, else fp32)
+            runtimes = [r for r in runtimes if r in fast.RUNTIMES] or ["auto"]
         for runtime in runtimes:
             specs.append(dict(kind="model", system=f"pagesieve {shown}", model=model, runtime=runtime,
                               device=args.device, batch_size=args.batch_size, threads=args.threads,
@@ -297,8 +300,9 @@ def main(argv: list[str] | None = None):
                     help="comma-separated model folders, Hub ids or names: model (the released base model), "
                          "fast (the released fast tier); default: both when the fast tier is released")
     ap.add_argument("--runtimes", default="auto",
-                    help="runtimes of the base model, compared in this run: auto (onnx-int8 on a CPU, torch on a GPU, "
-                         "as `predict`), torch, torch-int8, onnx, onnx-int8; the fast tier runs torch")
+                    help="runtimes of the models, compared in this run: auto (as `predict`: the base model onnx-int8 on "
+                         "a CPU, torch on a GPU; the fast tier bf16 where native), torch, torch-int8, torch-bf16, onnx, "
+                         "onnx-int8; the fast tier runs those of them it has (torch, torch-bf16, auto), else auto")
     ap.add_argument("--baselines", default="trafilatura,resiliparse", help="extractors, from the same HTML ('' for none)")
     ap.add_argument("--gold", default="validation",
                     help="comma-separated gold pages: validation, dev, or labeled-page files (pages without HTML are left out)")

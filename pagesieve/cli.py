@@ -188,7 +188,7 @@ def cmd_prepare(args) -> int:
     runtimes = ("onnx", "onnx-int8") if args.runtime == "all" else (args.runtime,)  # fp32 first: int8 reuses it
     if fast.is_fast_dir(folder):  # the fast tier runs with torch: nothing to export
         try:
-            fast.check_runtime("torch" if args.runtime == "all" else args.runtime)  # all: nothing to export
+            fast.resolve_runtime("torch" if args.runtime == "all" else args.runtime, "cpu")
         except ValueError as e:
             raise UserError(f"{folder}: {e}") from None
         model, runtimes = fast.load(folder), ()
@@ -273,8 +273,10 @@ def add_model_options(parser, runtime_default: str | None = "auto"):
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, in bf16 there)")
     parser.add_argument("--runtime", default=runtime_default, choices=RUNTIMES, help=(
         f"inference engine (default: {runtime_default}): torch (fp32), torch-int8 (torch dynamic quantization: "
-        "faster, less accurate), onnx / onnx-int8 (ONNX Runtime; the model is exported once into the cache; int8 "
-        "is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 on a CPU, torch on a GPU)"))
+        "faster, less accurate), torch-bf16 (bfloat16), onnx / onnx-int8 (ONNX Runtime; the model is exported once "
+        "into the cache; int8 is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 on a CPU, "
+        "torch on a GPU). The fast tier (--model fast) runs torch or torch-bf16; its auto is bf16 where the "
+        "hardware does it natively (a GPU, a CPU with AVX512-BF16 or AMX), else fp32"))
 
 
 def add_renderer(parser):

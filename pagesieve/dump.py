@@ -844,7 +844,7 @@ def model_identity(predictor) -> dict:
         import torch
 
         quantized = any("quantized" in type(m).__module__ for m in model.modules())
-        dtype = next(model.parameters()).dtype
+        dtype = getattr(predictor, "compute_dtype", None) or next(model.parameters()).dtype  # autocast: not the weights'
         runtime = f"torch{'-int8' if quantized else ''} {predictor.device.type} {dtype}"
         for name, t in model.state_dict().items():
             if isinstance(t, torch.Tensor) and t.is_floating_point():

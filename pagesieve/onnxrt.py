@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 # the inference engines a Predictor can use (see Predictor.from_pretrained)
-RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
+RUNTIMES = ("auto", "torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8")
 
 
 def resolve_runtime(runtime: str, device: str) -> str:

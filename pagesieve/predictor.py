@@ -72,22 +72,25 @@ class Predictor:
         "fast": the released fast tier (`model/fast/`: a page transformer over cheap line vectors).
 
         `runtime` on a CPU: "torch" (fp32), "torch-int8" (torch dynamic quantization: faster, less
-        accurate), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with int8 weights: the
-        fastest, about as accurate as fp32), or "auto" (onnx-int8 on a CPU, torch on a GPU)."""
+        accurate), "torch-bf16" (bfloat16), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with
+        int8 weights: the fastest, about as accurate as fp32), or "auto" (onnx-int8 on a CPU, torch on a
+        GPU). The fast tier runs with torch only: "torch" (fp32), "torch-bf16", or "auto" (bf16 where
+        the hardware does it natively, else fp32)."""
         from .onnxrt import resolve_runtime
 
         folder = modeling.resolve(path)
         from . import fast
 
         if fast.is_fast_dir(folder):  # the fast tier: a page transformer over cheap line vectors
-            fast.check_runtime(runtime)
-            return fast.FastPredictor(fast.load(folder), modeling.load_tokenizer(folder), device)
+            return fast.FastPredictor(fast.load(folder), modeling.load_tokenizer(folder), device, runtime)
         predictor = cls(modeling.load(folder), modeling.load_tokenizer(folder), device)
         runtime = resolve_runtime(runtime, predictor.device.type)
         if runtime.startswith("onnx"):
             predictor.use_onnx(int8=runtime.endswith("int8"))
         elif runtime == "torch-int8":
             predictor.quantize_int8()
+        elif runtime == "torch-bf16":
+            predictor.model = predictor.model.to(torch.bfloat16)
         return predictor
 
     # -- the core: pages of lines -> per-line probabilities ---------------------------

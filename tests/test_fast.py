@@ -56,6 +56,54 @@ def test_labels_do_not_depend_on_batch_or_window_neighbours(fast_dir, test_pages
     assert len(together[0]) == len(long_page)
 
 
+def test_packed_forward_is_the_padded_forward():
+    """Inference packs pages without padding (attention per page); training pads them to one width: the
+    same logits, whole pages and windows of their lines alike."""
+    import torch
+    from pagesieve import fast
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cfg = fast.FastConfig(**TINY)
+    model = fast.LinePageModel(cfg, torch.randn(50, cfg.word_dim)).eval()
+    pages = []
+    for n in (1, 5, 16, 3, 30):
+        tokens = [rng.integers(0, 50, rng.integers(1, 9)).tolist() for _ in range(n)]
+        pages.append(fast.EncodedLines(n, list(range(n)), tokens, rng.random((n, fast.N_FEATURES), dtype=np.float32)))
+    spans = [(0, 1), (0, 5), (2, 14), (0, 3), (10, 26)]
+    with torch.no_grad():
+        padded_inputs, _ = fast.collate(pages, spans)
+        padded = model(**padded_inputs)[padded_inputs["mask"]]
+        packed = model.forward_packed(**fast.packed(pages, spans))
+    assert packed.shape == (sum(e - s for s, e in spans), len(fast.LABELS))
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+    model.page.layers[0].self_attn.in_proj_bias.data += 1  # the check can fail: another model differs
+    with torch.no_grad():
+        assert not torch.allclose(model.forward_packed(**fast.packed(pages, spans)), padded, atol=1e-3)
+
+
+def test_bf16_runtime(fast_dir, test_pages, monkeypatch):
+    """torch-bf16 computes in bfloat16 (close to fp32, its own identity for resuming dumps); auto takes it
+    where the hardware does it natively; the ONNX runtimes are refused with the ones the tier has."""
+    import torch
+    from pagesieve import Predictor, fast
+    from pagesieve.dump import model_identity
+
+    folder = fast_dir[0]
+    pages = [t["lines"] for t in test_pages]
+    fp32 = Predictor.from_pretrained(folder, runtime="torch")
+    bf16 = Predictor.from_pretrained(folder, runtime="torch-bf16")
+    assert (fp32.compute_dtype, bf16.compute_dtype) == (torch.float32, torch.bfloat16)
+    for (_, a), (_, b) in zip(fp32.line_probs(pages), bf16.line_probs(pages)):
+        np.testing.assert_allclose(a, b, atol=0.05)
+    assert model_identity(fp32)["runtime"] != model_identity(bf16)["runtime"]
+    for native, runtime in ((True, "torch-bf16"), (False, "torch")):
+        monkeypatch.setattr(fast, "native_bf16", lambda device: native)
+        assert Predictor.from_pretrained(folder, runtime="auto").runtime == runtime
+    with pytest.raises(ValueError, match="torch-bf16"):
+        Predictor.from_pretrained(folder, runtime="onnx")
+
+
 def test_saved_and_loaded_models_agree(fast_dir, tmp_path, test_pages):
     from pagesieve import fast
 
