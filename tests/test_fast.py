@@ -135,3 +135,17 @@ def test_train_py_dispatches_on_arch(tmp_path):
     assert _arch(str(cfg), []) == "line-page"
     assert _arch(None, ["arch=line-page"]) == "line-page"
     assert _arch(None, []) == ""
+
+
+def test_class_counts_are_the_regex_counts_of_each_text():
+    """The page-at-once counts through the code-point table equal each class's regex matches, text by text:
+    astral characters, lone surrogates, empty texts and characters of every class included."""
+    import regex
+
+    from pagesieve.fast import CHAR_CLASSES, class_counts
+
+    texts = ["", "Hello, World! 2024", "𝐀𝐁𝐂 ١٢٣ ǅ Ⅻ ⅻ", "\ud800 lone", "«Привет», — сказал он.", "", "x" * 1000, "日本語。"]
+    expected = [[len(regex.findall(p, t)) for p in CHAR_CLASSES] for t in texts]
+    assert class_counts(texts).tolist() == expected
+    assert class_counts([]).shape == (0, len(CHAR_CLASSES))
+    assert expected[2][0] >= 4 and expected[4][3] == 5  # the texts exercise the classes: the check can fail
