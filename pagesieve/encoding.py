@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -31,6 +32,7 @@ CHARS_PER_TOKEN_CAP = 16
 # words. Page by page over the 635 gold pages, one process: 2 ms/page once the cache is warm against 6-8
 # before; from an empty cache about the same as before (benchmarks of a few pages start there).
 WORD_CACHE = 200_000  # distinct words kept (~310 bytes each: ~60 MB); past that the cache starts again
+LINE_JOIN = "\ue000"  # between the texts normalized in one call (see PageEncoder._normalized)
 WORDS_PER_CALL = 256  # new words tokenized together: 26,395 words in ~105 ms against ~200 one by one
 
 
@@ -117,14 +119,16 @@ class PageEncoder:
 
     def _words_ids(self, texts: list[str]) -> list[list[int]]:
         """Each text's first ids, enough for the budget (one more: a bare "▁" may go), word by word."""
-        normalized = [self.normalize(t) for t in texts]
+        normalized = self._normalized(texts)
         # a word is at least one token: the first budget + 1 words are all a line can need. Python's
         # whitespace holds the tokenizer's (Unicode's; the two differ on \x1c-\x1f, which it deletes).
         words = [n.split()[: self.budget + 1] for n in normalized]
         # lines with a special token's text (<s>, <mask>...) before or after normalizing: the tokenizer
         # matches those in the raw line, so only the whole line gives its ids
-        whole = [i for i, (t, n) in enumerate(zip(texts, normalized))
-                 if self.specials.search(t) or self.specials.search(n)]
+        whole = []
+        if self.specials.search("\n".join(texts)) or self.specials.search("\n".join(normalized)):
+            whole = [i for i, (t, n) in enumerate(zip(texts, normalized))
+                     if self.specials.search(t) or self.specials.search(n)]
         for i in whole:
             words[i] = []
         cache = self.words
@@ -137,17 +141,18 @@ class PageEncoder:
                 cache.clear()
             if len(new) <= WORD_CACHE:
                 cache.update(zip(new, ids))
-        out = []
-        for ws in words:
-            line: list[int] = []
-            for w in ws:
-                line += found[w]
-                if len(line) > self.budget:
-                    break
-            out.append(line)
+        ids_of = found.__getitem__
+        out = [list(chain.from_iterable(map(ids_of, ws))) for ws in words]
         for i, ids in zip(whole, self._ids([texts[i] for i in whole])):
             out[i] = ids
         return out
+
+    def _normalized(self, texts: list[str]) -> list[str]:
+        """The normalizer's output for each text, from one call on the texts joined by a private-use character
+        (the normalizer deletes, replaces and NFKC-composes within a text, never across that character);
+        text by text when a text holds it."""
+        joined = self.normalize(LINE_JOIN.join(texts)).split(LINE_JOIN)
+        return joined if len(joined) == len(texts) else [self.normalize(t) for t in texts]
 
     def _new_words_ids(self, words: list[str]) -> list[list[int]]:
         """Token ids of normalized words, WORDS_PER_CALL words joined by spaces per text: a word's ids are
