@@ -27,12 +27,12 @@ from .labels import IGNORE, LABELS
 # Cut characters before tokenizing: a 200 kB line needs only its first words.
 CHARS_PER_TOKEN_CAP = 16
 # The tokenizer splits at whitespace and tokenizes each word alone, so a line's ids are its words' ids one
-# after the other: each distinct word is tokenized once per encoder (the tokenizer costs ~20-30 us a word;
-# menus, names and common words repeat across a dump's pages) and a line needs only its first budget + 1
-# words. Page by page over the 635 gold pages, one process: 2 ms/page once the cache is warm against 6-8
-# before; from an empty cache about the same as before (benchmarks of a few pages start there).
+# after the other: each distinct word is tokenized once per encoder (menus, names and common words repeat
+# across a dump's pages), new words many to a call (see PageEncoder._new_words_ids), and a line needs only
+# its first budget + 1 words. The 80 pages of the throughput benchmark (13,887 lines): ~3 ms/page from an
+# empty cache, ~1 once warm, against 6-8 tokenizing whole lines.
 WORD_CACHE = 200_000  # distinct words kept (~310 bytes each: ~60 MB); past that the cache starts again
-LINE_JOIN = "\ue000"  # between the texts normalized in one call (see PageEncoder._normalized)
+LINE_JOIN = "\ufdd0"  # between the texts normalized in one call (PageEncoder._normalized): a noncharacter
 WORDS_PER_CALL = 256  # new words tokenized together: 26,395 words in ~105 ms against ~200 one by one
 
 
@@ -148,9 +148,9 @@ class PageEncoder:
         return out
 
     def _normalized(self, texts: list[str]) -> list[str]:
-        """The normalizer's output for each text, from one call on the texts joined by a private-use character
-        (the normalizer deletes, replaces and NFKC-composes within a text, never across that character);
-        text by text when a text holds it."""
+        """The normalizer's output for each text, from one call on the texts joined by LINE_JOIN (the
+        normalizer deletes, replaces and NFKC-composes within a text, never across that character); text by
+        text when a text holds it."""
         joined = self.normalize(LINE_JOIN.join(texts)).split(LINE_JOIN)
         return joined if len(joined) == len(texts) else [self.normalize(t) for t in texts]
 

@@ -133,6 +133,23 @@ def test_word_cache_starts_again_when_full(tokenizer, monkeypatch):
     assert small.line_tokens(lines) == expect and len(small.words) <= 4  # a batch larger than the cache: not kept
 
 
+def test_words_many_to_a_call_and_the_fallbacks_give_the_whole_line_ids(tokenizer, monkeypatch):
+    """New words go WORDS_PER_CALL to a tokenizer call and lines to one normalizer call; a line holding the
+    joining character, and a call whose words cannot be told apart, go one by one: the same ids throughout."""
+    import pagesieve.encoding as encoding
+
+    lines = ["one two three four five six seven", f"a{encoding.LINE_JOIN}b c", "▁x ▁ y\ue000z ▁▁",
+             "Заголовок открываемого материала", "首页 新闻 ★", "ｆｕｌｌ　ｗｉｄｔｈ"]
+    whole = PageEncoder(tokenizer, max_length=64, line_token_budget=8)
+    whole.words_apart = False
+    expect = whole.line_tokens(lines)
+    monkeypatch.setattr(encoding, "WORDS_PER_CALL", 3)
+    assert PageEncoder(tokenizer, max_length=64, line_token_budget=8).line_tokens(lines) == expect
+    blind = PageEncoder(tokenizer, max_length=64, line_token_budget=8)
+    blind.opens_word[:] = False  # no call's word count matches: word by word
+    assert blind.line_tokens(lines) == expect
+
+
 def test_pickled_encoder_needs_no_transformers(encoder, tmp_path):
     """What `predict --workers` sends to its processes: the same windows, without transformers."""
     import json
