@@ -187,10 +187,8 @@ def cmd_prepare(args) -> int:
     folder = modeling.resolve(args.model)  # a Hub id: downloaded into the Hugging Face cache
     runtimes = ("onnx", "onnx-int8") if args.runtime == "all" else (args.runtime,)  # fp32 first: int8 reuses it
     if fast.is_fast_dir(folder):  # the fast tier runs with torch: nothing to export
-        try:
-            fast.resolve_runtime("torch" if args.runtime == "all" else args.runtime, "cpu")
-        except ValueError as e:
-            raise UserError(f"{folder}: {e}") from None
+        if args.runtime.startswith("onnx"):
+            raise UserError(f"{folder}: the fast tier runs with torch only: nothing to export (--runtime torch)")
         model, runtimes = fast.load(folder), ()
     else:
         try:
@@ -273,10 +271,11 @@ def add_model_options(parser, runtime_default: str | None = "auto"):
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, in bf16 there)")
     parser.add_argument("--runtime", default=runtime_default, choices=RUNTIMES, help=(
         f"inference engine (default: {runtime_default}): torch (fp32), torch-int8 (torch dynamic quantization: "
-        "faster, less accurate), torch-bf16 (bfloat16), onnx / onnx-int8 (ONNX Runtime; the model is exported once "
-        "into the cache; int8 is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 on a CPU, "
-        "torch on a GPU). The fast tier (--model fast) runs torch or torch-bf16; its auto is bf16 where the "
-        "hardware does it natively (a GPU, a CPU with AVX512-BF16 or AMX), else fp32"))
+        "faster, less accurate), torch-bf16 (the weights in bfloat16), onnx / onnx-int8 (ONNX Runtime; the model is "
+        "exported once into the cache; int8 is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 "
+        "on a CPU, torch on a GPU). The fast tier (--model fast) runs torch (fp32) or torch-bf16 (its matrix "
+        "products in bfloat16, torch autocast); its auto is bf16 where the hardware does it natively (a CPU with "
+        "AVX512-BF16 or AMX, an Ampere or newer GPU), else fp32"))
 
 
 def add_renderer(parser):
@@ -401,9 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the jobs will read the caches (PAGESIEVE_CACHE, and HF_HOME for a Hub model, on a shared filesystem); "
         "processes that start together on a cold cache also do each step once, the others waiting for it."))
     add_model_options(pp, runtime_default=None)
-    pp.add_argument("--runtime", default="all", choices=("onnx-int8", "onnx", "torch", "all"),
-                    help="the runtimes the jobs will use: onnx-int8 and onnx export an ONNX graph each, torch "
-                         "needs only the backbone and the model (default: all)")
+    pp.add_argument("--runtime", default="all", choices=("onnx-int8", "onnx", "torch", "torch-bf16", "all"),
+                    help="the runtimes the jobs will use: onnx-int8 and onnx export an ONNX graph each, torch and "
+                         "torch-bf16 need only the backbone and the model (default: all; the fast tier: torch)")
     pp.set_defaults(fn=cmd_prepare)
 
     ex = sub.add_parser("export", help="write a self-contained Hugging Face folder of a model", description=(

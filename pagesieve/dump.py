@@ -945,9 +945,13 @@ def _manifest(parts: Path, identity: dict) -> dict:
         changed = [what for k, what in (("inputs", "input files"), ("fingerprints", "input contents"),
                                         ("model", "model"), ("runtime", "runtime"), ("options", "options"))
                    if old.get(k) != identity[k]]
+        hint = ""
+        if "runtime" in changed and old.get("runtime"):  # e.g. --runtime auto on another machine, or another version
+            hint = (f" The unfinished run used the runtime '{old['runtime']}', this one '{identity['runtime']}': "
+                    "rerun with the --runtime that gives the first (torch, torch-bf16, ...) to continue it.")
         raise ValueError(f"{parts} holds an unfinished run with other inputs or options (differs: "
                          f"{', '.join(changed) or 'unreadable manifest'}); delete {parts} to start again, "
-                         "or write to another output")
+                         f"or write to another output.{hint}")
     for i, s in enumerate(old["shards"]):
         problem = _shard_problem(parts / s["file"], s)
         if problem:  # redo it and what follows

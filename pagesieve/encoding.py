@@ -71,6 +71,7 @@ class PageEncoder:
         # as XLM-R's does; any other tokenizer: whole lines
         pre = repr(self.backend.pre_tokenizer) if self.backend is not None else ""
         self.words_apart = "WhitespaceSplit" in pre and "prepend_scheme=always" in pre
+        self.opens_word: np.ndarray | None = None  # built on first use (~0.3 s): see _new_words_ids
         self._start_words()
         self.max_length = max_length
         self.capacity = max_length - 2  # room for <s> and </s>
@@ -86,8 +87,7 @@ class PageEncoder:
         state = dict(self.__dict__)
         if self.backend is not None:
             state["tok"] = None
-        for name in ("normalize", "words", "specials", "opens_word"):  # each process its own
-            state.pop(name, None)
+        del state["normalize"], state["words"], state["specials"]  # each process its own
         return state
 
     def __setstate__(self, state):
@@ -100,10 +100,6 @@ class PageEncoder:
         self.words: dict[str, list[int]] = {}  # word -> ids (see WORD_CACHE)
         specials = [t.content for t in self.backend.get_added_tokens_decoder().values()] if self.backend else []
         self.specials = re.compile("|".join(map(re.escape, specials)) or r"(?!)")
-        if self.words_apart:  # which pieces open a word (see _new_words_ids)
-            self.opens_word = np.zeros(self.backend.get_vocab_size(with_added_tokens=True), dtype=bool)
-            for piece, i in self.backend.get_vocab(with_added_tokens=True).items():
-                self.opens_word[i] = piece.startswith("▁")
 
     def line_tokens(self, lines: list[str]) -> list[list[int]]:
         cap = self.budget * CHARS_PER_TOKEN_CAP
@@ -158,8 +154,13 @@ class PageEncoder:
         """Token ids of normalized words, WORDS_PER_CALL words joined by spaces per text: a word's ids are
         the same alone or among others (normalizing again changes nothing; every word is its own pre-token),
         and the tokenizer's cost is mostly per text (~20-30 us), not per word. Each word's ids start at a
-        piece that opens with "▁" (normalized words hold none inside); a text where that count is not its
-        number of words is tokenized word by word instead."""
+        piece that opens with "▁" (XLM-R's normalizer turns "▁" in the text into a space: no other piece
+        does); a text where that count is not its number of words is tokenized word by word instead."""
+        if self.opens_word is None:  # which pieces open a word
+            vocab = self.backend.get_vocab(with_added_tokens=True)
+            opens = np.zeros(max(vocab.values()) + 1, dtype=bool)
+            opens[[i for piece, i in vocab.items() if piece.startswith("▁")]] = True
+            self.opens_word = opens
         batch = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
         parts = [words[i:i + WORDS_PER_CALL] for i in range(0, len(words), WORDS_PER_CALL)]
         out = []

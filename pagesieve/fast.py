@@ -13,6 +13,7 @@ everything but the word table, which is read from the packaged backbone like the
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -70,10 +71,11 @@ CHAR_CLASSES = (r"\p{L}", r"[\p{Nd}\p{Numeric_Type=Digit}]", r"[\p{Lu}\p{Other_U
 @functools.cache
 def char_class_table() -> np.ndarray:
     """(0x110000,) uint8: bit k set where the code point is in CHAR_CLASSES[k] (built once, ~0.2 s)."""
-    every = "".join(map(chr, range(0x110000)))
     table = np.zeros(0x110000, np.uint8)
-    for k, pattern in enumerate(CHAR_CLASSES):
-        table[[m.start() for m in regex.finditer(pattern, every)]] |= 1 << k
+    for start in range(0, 0x110000, 0x10000):  # a plane at a time: little memory
+        plane = "".join(map(chr, range(start, start + 0x10000)))
+        for k, pattern in enumerate(CHAR_CLASSES):
+            table[[start + m.start() for m in regex.finditer(pattern, plane)]] |= 1 << k
     return table
 
 
@@ -154,6 +156,8 @@ class LinePageModel(nn.Module):
         `lengths` lines each. Returns logits (lines, classes). Every matrix product runs over all the lines
         at once and attention over each page alone: no work on padding, which cost a third to half of the
         padded forward on the validation pages."""
+        if self.page.norm is not None:
+            raise ValueError("forward_packed: the page transformer has a final norm it does not apply")
         x = self.lines_in(ids, offsets, first, last, feats, top, bottom)
         bounds = np.cumsum([0, *lengths]).tolist()
         for layer in self.page.layers:
@@ -163,7 +167,8 @@ class LinePageModel(nn.Module):
 
 def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, bounds: list[int]) -> torch.Tensor:
     """One pre-norm encoder layer (eval mode) over packed sequences x[bounds[i]:bounds[i + 1]]."""
-    assert layer.norm_first and not layer.training
+    if not layer.norm_first or layer.training:
+        raise ValueError("forward_packed runs pre-norm layers in eval mode (model.eval()); training uses forward")
     sa = layer.self_attn
     n, d = x.shape
     heads = sa.num_heads
@@ -304,7 +309,8 @@ class FastPredictor(Predictor):
             batch = jobs[b:b + size]
             inputs = packed([encoded[p] for p, _, _ in batch], [(s, e) for _, s, e in batch])
             inputs = {k: v if k == "lengths" else to_device(v, self.device) for k, v in inputs.items()}
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.compute_dtype == torch.bfloat16):
+            bf16 = self.compute_dtype == torch.bfloat16
+            with torch.autocast(self.device.type, torch.bfloat16) if bf16 else contextlib.nullcontext():
                 logits = self.model.forward_packed(**inputs)
             probs = torch.softmax(logits.float(), -1).cpu().numpy()
             row = 0
@@ -335,8 +341,8 @@ def native_bf16(device: torch.device) -> bool:
     """Whether the device computes bfloat16 natively: a GPU that supports it, or a CPU with AVX512-BF16 or
     AMX (elsewhere torch emulates it, slower than fp32). On 2 Zen 4 cores the fast tier's forward pass takes
     ~4 ms/page in bf16 against ~7.5 in fp32 (the same packed inputs; 99.9% of the lines keep their label)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # is_bf16_supported() also counts emulation (pre-Ampere GPUs)
+        return bool(torch.version.hip) or torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type != "cpu":
         return False
     try:

@@ -82,6 +82,7 @@ class Predictor:
         from . import fast
 
         if fast.is_fast_dir(folder):  # the fast tier: a page transformer over cheap line vectors
+            fast.resolve_runtime(runtime, "cpu")  # one it lacks: refused before anything loads
             return fast.FastPredictor(fast.load(folder), modeling.load_tokenizer(folder), device, runtime)
         predictor = cls(modeling.load(folder), modeling.load_tokenizer(folder), device)
         runtime = resolve_runtime(runtime, predictor.device.type)

@@ -146,7 +146,7 @@ def test_words_many_to_a_call_and_the_fallbacks_give_the_whole_line_ids(tokenize
     monkeypatch.setattr(encoding, "WORDS_PER_CALL", 3)
     assert PageEncoder(tokenizer, max_length=64, line_token_budget=8).line_tokens(lines) == expect
     blind = PageEncoder(tokenizer, max_length=64, line_token_budget=8)
-    blind.opens_word[:] = False  # no call's word count matches: word by word
+    blind.opens_word = np.zeros(len(tokenizer) + 8, dtype=bool)  # no call's word count matches: word by word
     assert blind.line_tokens(lines) == expect
 
 

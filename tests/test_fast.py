@@ -100,8 +100,20 @@ def test_bf16_runtime(fast_dir, test_pages, monkeypatch):
     for native, runtime in ((True, "torch-bf16"), (False, "torch")):
         monkeypatch.setattr(fast, "native_bf16", lambda device: native)
         assert Predictor.from_pretrained(folder, runtime="auto").runtime == runtime
+    monkeypatch.setattr(fast, "load", lambda folder: pytest.fail("loaded before the runtime was checked"))
     with pytest.raises(ValueError, match="torch-bf16"):
         Predictor.from_pretrained(folder, runtime="onnx")
+
+
+def test_prepare_the_fast_tier(fast_dir, capsys):
+    """Nothing to export for the torch runtimes; an ONNX runtime is one line saying the tier runs torch."""
+    from pagesieve.cli import main
+
+    for runtime in ("all", "torch", "torch-bf16"):
+        assert main(["prepare", "--model", str(fast_dir[0]), "--runtime", runtime]) == 0
+    assert "onnx" not in capsys.readouterr().out
+    assert main(["prepare", "--model", str(fast_dir[0]), "--runtime", "onnx-int8"]) != 0
+    assert "runs with torch only" in capsys.readouterr().err
 
 
 def test_saved_and_loaded_models_agree(fast_dir, tmp_path, test_pages):
