@@ -305,11 +305,11 @@ class FastPredictor(Predictor):
         jobs = [(p, s, e) for p, page in enumerate(encoded) for s, e in line_spans(len(page.kept), w, ov) if e > s]
         out = [np.zeros((len(page.kept), len(LABELS)), dtype=np.float32) for page in encoded]
         best = [np.full(len(page.kept), -1) for page in encoded]
+        bf16 = self.compute_dtype == torch.bfloat16
         for b in range(0, len(jobs), size):
             batch = jobs[b:b + size]
             inputs = packed([encoded[p] for p, _, _ in batch], [(s, e) for _, s, e in batch])
             inputs = {k: v if k == "lengths" else to_device(v, self.device) for k, v in inputs.items()}
-            bf16 = self.compute_dtype == torch.bfloat16
             with torch.autocast(self.device.type, torch.bfloat16) if bf16 else contextlib.nullcontext():
                 logits = self.model.forward_packed(**inputs)
             probs = torch.softmax(logits.float(), -1).cpu().numpy()
@@ -338,7 +338,7 @@ def resolve_runtime(runtime: str, device: str | torch.device) -> str:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether the device computes bfloat16 natively: a GPU that supports it, or a CPU with AVX512-BF16 or
+    """Whether the device computes bfloat16 natively: an Ampere or newer GPU, or a CPU with AVX512-BF16 or
     AMX (elsewhere torch emulates it, slower than fp32). On 2 Zen 4 cores the fast tier's forward pass takes
     ~4 ms/page in bf16 against ~7.5 in fp32 (the same packed inputs; 99.9% of the lines keep their label)."""
     if device.type == "cuda":  # is_bf16_supported() also counts emulation (pre-Ampere GPUs)
