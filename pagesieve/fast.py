@@ -13,10 +13,10 @@ everything but the word table, which is read from the packaged backbone like the
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
-import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,23 +93,32 @@ def class_counts(texts: list[str]) -> np.ndarray:
 
 
 def line_features(lines: list[str]) -> np.ndarray:
-    """Shape features of each (non-blank) line of one page, and how often it occurs on the page."""
-    counts: dict[str, int] = {}
-    for line in lines:
-        counts[line] = counts.get(line, 0) + 1
-    last = max(len(lines) - 1, 1)
+    """Shape features of each (non-blank) line of one page, and how often it occurs on the page: a column
+    at a time (numpy, or one C-level string method per line), not a row of Python arithmetic per line."""
+    n = len(lines)
+    counts = collections.Counter(lines)
     stripped = [line.strip() for line in lines]
-    rows = []
-    for j, (line, s, (letters, digits, upper, punct)) in enumerate(zip(lines, stripped, class_counts(stripped).tolist())):
-        length = len(s) or 1
-        words = len(s.split())
-        rows.append((
-            math.log1p(len(s)) / 6, math.log1p(words) / 5, digits / length, upper / max(letters, 1),
-            punct / length, letters / length, s.endswith(SENTENCE_END), s.startswith(BULLETS),
-            math.log1p(s.count("|") + s.count("·") + s.count("•")), bool(YEAR.search(s)), bool(URLISH.search(s)),
-            math.log1p(counts[line] - 1), words <= 3, j / last, s.isupper() and letters > 1,
-        ))
-    return np.array(rows, dtype=np.float32).reshape(len(lines), N_FEATURES)
+    letters, digits, upper, punct = class_counts(stripped).T
+    length = np.fromiter(map(len, stripped), np.float64, n)
+    words = np.fromiter((len(s.split()) for s in stripped), np.float64, n)
+    per_char = np.maximum(length, 1)
+    out = np.empty((n, N_FEATURES), np.float64)
+    out[:, 0] = np.log1p(length) / 6
+    out[:, 1] = np.log1p(words) / 5
+    out[:, 2] = digits / per_char
+    out[:, 3] = upper / np.maximum(letters, 1)
+    out[:, 4] = punct / per_char
+    out[:, 5] = letters / per_char
+    out[:, 6] = [s.endswith(SENTENCE_END) for s in stripped]
+    out[:, 7] = [s.startswith(BULLETS) for s in stripped]
+    out[:, 8] = np.log1p([s.count("|") + s.count("·") + s.count("•") for s in stripped])
+    out[:, 9] = [YEAR.search(s) is not None for s in stripped]
+    out[:, 10] = [URLISH.search(s) is not None for s in stripped]
+    out[:, 11] = np.log1p([counts[line] - 1 for line in lines])
+    out[:, 12] = words <= 3
+    out[:, 13] = np.arange(n) / max(n - 1, 1)
+    out[:, 14] = np.array([s.isupper() for s in stripped], dtype=bool) & (letters > 1)
+    return out.astype(np.float32)
 
 
 class LinePageModel(nn.Module):
