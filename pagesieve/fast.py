@@ -253,15 +253,16 @@ def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None
 def collate(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None):
     """Model inputs for pages (or spans of their lines) padded to the longest span (`LinePageModel.forward`),
     and their labels (pages, width)."""
+    spans = spans or [(0, len(p.kept)) for p in pages]
     inputs = packed(pages, spans)
-    lengths = inputs.pop("lengths")
-    width = max(1, max(lengths, default=0))
+    del inputs["lengths"]
+    width = max(1, max((e - s for s, e in spans), default=0))
     mask = np.zeros((len(pages), width), dtype=bool)
     labels = np.full((len(pages), width), IGNORE, dtype=np.int64)
-    for b, (page, n, (s, _)) in enumerate(zip(pages, lengths, spans or [(0, 0)] * len(pages))):
-        mask[b, :n] = True
+    for b, (page, (s, e)) in enumerate(zip(pages, spans)):
+        mask[b, :e - s] = True
         if page.labels is not None:
-            labels[b, :n] = page.labels[s:s + n]
+            labels[b, :e - s] = page.labels[s:e]
     inputs["slots"] = torch.from_numpy(np.flatnonzero(mask))
     inputs["mask"] = torch.from_numpy(mask)
     return inputs, torch.from_numpy(labels)
@@ -346,6 +347,7 @@ def resolve_runtime(runtime: str, device: str | torch.device) -> str:
     return runtime
 
 
+@functools.cache  # one read of /proc/cpuinfo per process
 def native_bf16(device: torch.device) -> bool:
     """Whether the device computes bfloat16 natively: an Ampere or newer GPU, or a CPU with AVX512-BF16 or
     AMX (elsewhere torch emulates it, slower than fp32). On 2 Zen 4 cores the fast tier's forward pass takes

@@ -323,8 +323,9 @@ def render(html_or_root, style: str = "innertext", sources: bool = True) -> list
     b = _Builder(keep_newlines=textcontent, sources=sources)
     if style == "wet":
         title = root.find(".//title")
-        if title is not None and _TEXT(title).strip():
-            b.add(_TEXT(title), title)
+        title_text = _TEXT(title) if title is not None else ""
+        if title_text.strip():
+            b.add(title_text, title)
             b.flush()
     body = root.find("body")
     start = body if body is not None else root
