@@ -135,6 +135,10 @@ def run_model(spec: dict) -> dict:
 
 def child(spec_path: str):
     spec = json.loads(Path(spec_path).read_text())
+    if spec["kind"] == "model":
+        from pagesieve.cli import passive_openmp
+
+        passive_openmp()  # as `pagesieve predict` runs
     if spec["kind"] == "pages":
         result = dict(zip(("pages", "no_html"), gold_pages(spec["gold"], Path(spec["corpora"]), spec["renderer"],
                                                            spec["limit"])))

@@ -277,3 +277,21 @@ def test_missing_extra_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(evaluation, "run", fails(ModuleNotFoundError("No module named 'torch'", name="torch")))
     with pytest.raises(ModuleNotFoundError):  # a required module missing is a broken install: not hidden
         cli_main(["evaluate", "--data", str(data)])
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_predict_lets_openmp_threads_sleep_unless_told_otherwise(given, expected):
+    """`pagesieve predict` sets OMP_WAIT_POLICY before torch loads (it is read then), keeping a value the
+    user set; in a fresh process, since this one has torch loaded already."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = ("import os, sys\nfrom pagesieve import cli\n"
+            "try:\n    cli.main(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('policy', os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == f"policy {expected} False"

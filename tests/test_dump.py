@@ -284,3 +284,25 @@ def test_workers_that_cannot_start_stop_the_run_with_an_error(predictor, tmp_pat
     assert isinstance(result.get("error"), WorkersFailed) and "--workers 0" in str(result["error"])
     s = predict_dump([str(src)], str(out), predictor=predictor, workers=0, progress=False)  # same output path: resumes
     assert s["records_in"] == 20 and len(read_out(out)) == 20
+
+
+def test_the_heap_is_frozen_during_a_run_and_thawed_after(predictor, tmp_path, monkeypatch):
+    """Full collections skip the objects that exist before the run (imports, model), and only during it;
+    a caller's own freeze is left as it is."""
+    import gc
+
+    src = tmp_path / "in.jsonl"
+    make_jsonl(src, n=4, bad_every=100)
+    seen = []
+    probs = predictor.probs
+    monkeypatch.setattr(predictor, "probs", lambda *a, **k: seen.append(gc.get_freeze_count()) or probs(*a, **k))
+    assert gc.get_freeze_count() == 0
+    predict_dump([str(src)], str(tmp_path / "a.jsonl"), predictor=predictor, progress=False)
+    assert seen and min(seen) > 0 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        predict_dump([str(src)], str(tmp_path / "b.jsonl"), predictor=predictor, progress=False)
+        assert gc.get_freeze_count() > 0  # (less by what the run freed)
+    finally:
+        gc.unfreeze()
+    assert read_out(tmp_path / "a.jsonl") == read_out(tmp_path / "b.jsonl")
