@@ -439,22 +439,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def passive_openmp():
     """Let torch's OpenMP threads sleep as soon as an operator ends, unless OMP_WAIT_POLICY is set already
-    (only before torch is imported). By default they spin for a while after every operator, and during a dump
-    that takes the cores from the thread that reads, renders and tokenizes the next pages: on 2 cores the fast
-    tier used 30-34 ms of CPU a page for 16-20 ms of wall time, 23-25 for 15-17 with them sleeping. A forward
-    pass alone, with no such thread beside it, is slower with them sleeping (5.2 -> 6.7 ms a page), so only
-    `predict` asks for it."""
+    (it is read when torch loads, so only before that). By default they spin for a while after every
+    operator, and in a dump that takes the cores from the thread that reads, renders and tokenizes the next
+    pages: a fifth less CPU for the fast tier on 2 cores (CHANGELOG). A forward pass alone, with no such
+    thread beside it, is slower with them sleeping, so only `predict` asks for it."""
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["predict"]:
-        passive_openmp()
     if argv[:1] == ["train"]:  # all the rest (--help included) belongs to train.py's parser
         argv = ["train", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
+    if args.fn is cmd_predict:
+        passive_openmp()  # before check_device, which may load torch
     try:
         check_device(getattr(args, "device", None))  # every command that runs a model, before it loads
         return args.fn(args)

@@ -606,7 +606,7 @@ def _init_worker(encoder, renderer, limits, parent):
     _WORKER.update(encoder=encoder, renderer=renderer, limits=limits)
     import gc
 
-    gc.freeze()  # the imports and the encoder, out of full collections (see _frozen_heap)
+    gc.freeze()  # the imports and the encoder, out of the collector's work (see _frozen_heap)
 
 
 def _prepare_in_worker(item):
@@ -876,7 +876,9 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
     cheap to know (Parquet metadata, text files, datasets), else bytes read of the input files.
 
     `workers` > 0 renders and tokenizes in that many processes while the model runs (0: one
-    background thread); the output is the same either way. `limits`: sizes over which a record is an
+    background thread); the output is the same either way. During the run the objects that exist before
+    it are frozen (`gc.freeze`: the collector skips them, and `gc.get_objects` does not list them), unless
+    some are frozen already; they are thawed after it. `limits`: sizes over which a record is an
     error record (`Limits()` by default). Missing inputs, bad output names, unwritable outputs and
     outputs another run holds raise (ValueError, FileNotFoundError) before the model loads."""
     from .predictor import check_min_prob
@@ -908,16 +910,18 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
 
 @contextlib.contextmanager
 def _frozen_heap():
-    """Keep the objects that exist before the run (torch's, transformers', the model's: ~200,000) out of
-    the collector's full collections while it runs, unless the caller froze some already. Each full
-    collection went over all of them: ~165 ms, a few times a thousand pages, ~1 ms a page of the fast tier."""
+    """Keep the objects that exist before the run (torch's, transformers', the model's: 200,000-400,000) out of
+    the collector's work while it runs: each full collection went over all of them (~1.4 ms a page of the fast
+    tier: CHANGELOG). Garbage is collected first; what of them dies during the run is freed after it, when
+    the heap is thawed. Nothing is frozen or thawed when anything in the process is frozen already."""
     import gc
 
     if gc.get_freeze_count():
         yield
         return
-    gc.freeze()
+    gc.collect()
     try:
+        gc.freeze()
         yield
     finally:
         gc.unfreeze()

@@ -279,10 +279,14 @@ def test_missing_extra_is_one_line(monkeypatch, tmp_path, capsys):
         cli_main(["evaluate", "--data", str(data)])
 
 
-@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_predict_lets_openmp_threads_sleep_unless_told_otherwise(given, expected):
-    """`pagesieve predict` sets OMP_WAIT_POLICY before torch loads (it is read then), keeping a value the
-    user set; in a fresh process, since this one has torch loaded already."""
+@pytest.mark.parametrize("argv, given, expected", [
+    (["predict", "--device", "cpu", "missing.jsonl", "-o", "out.jsonl"], None, "PASSIVE"),
+    (["predict", "--device", "cpu", "missing.jsonl", "-o", "out.jsonl"], "ACTIVE", "ACTIVE"),
+    (["evaluate", "--device", "cpu", "--data", "missing.jsonl"], None, None)])
+def test_predict_lets_openmp_threads_sleep_unless_told_otherwise(tmp_path, argv, given, expected):
+    """`pagesieve predict` sets OMP_WAIT_POLICY before torch loads (torch reads it then; `--device` loads
+    it before the command runs), keeping a value the user set; other commands leave it alone. In a fresh
+    process, since this one has torch loaded already."""
     import os
     import subprocess
     import sys
@@ -290,8 +294,16 @@ def test_predict_lets_openmp_threads_sleep_unless_told_otherwise(given, expected
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if given:
         env["OMP_WAIT_POLICY"] = given
-    code = ("import os, sys\nfrom pagesieve import cli\n"
-            "try:\n    cli.main(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('policy', os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == f"policy {expected} False"
+    code = ("import os, sys\n"
+            "seen = []\n"
+            "class Watch:  # the policy at the moment torch is imported\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' and not seen:\n"
+            "            seen.append(os.environ.get('OMP_WAIT_POLICY'))\n"
+            "sys.meta_path.insert(0, Watch())\n"
+            "from pagesieve import cli\n"
+            f"cli.main({argv!r})\n"
+            "print('policy', seen)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == f"policy [{expected!r}]"

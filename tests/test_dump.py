@@ -287,20 +287,31 @@ def test_workers_that_cannot_start_stop_the_run_with_an_error(predictor, tmp_pat
 
 
 def test_the_heap_is_frozen_during_a_run_and_thawed_after(predictor, tmp_path, monkeypatch):
-    """Full collections skip the objects that exist before the run (imports, model), and only during it;
-    a caller's own freeze is left as it is."""
+    """The collector skips the objects that exist before the run (imports, model) during it, and only then,
+    also when the run fails; a freeze made before the run is left as it is."""
     import gc
 
     src = tmp_path / "in.jsonl"
     make_jsonl(src, n=4, bad_every=100)
     seen = []
     probs = predictor.probs
-    monkeypatch.setattr(predictor, "probs", lambda *a, **k: seen.append(gc.get_freeze_count()) or probs(*a, **k))
-    assert gc.get_freeze_count() == 0
-    predict_dump([str(src)], str(tmp_path / "a.jsonl"), predictor=predictor, progress=False)
-    assert seen and min(seen) > 0 and gc.get_freeze_count() == 0
-    gc.freeze()
+
+    def watched(*args, **kwargs):
+        seen.append((gc.get_freeze_count(), any(o is predictor for o in gc.get_objects())))
+        return probs(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "probs", watched)
     try:
+        assert gc.get_freeze_count() == 0
+        predict_dump([str(src)], str(tmp_path / "a.jsonl"), predictor=predictor, progress=False)
+        assert seen and all(count > 0 and not listed for count, listed in seen)  # the predictor is frozen
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr(predictor, "probs", lambda *a, **k: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            predict_dump([str(src)], str(tmp_path / "failed.jsonl"), predictor=predictor, progress=False)
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr(predictor, "probs", probs)
+        gc.freeze()
         predict_dump([str(src)], str(tmp_path / "b.jsonl"), predictor=predictor, progress=False)
         assert gc.get_freeze_count() > 0  # (less by what the run freed)
     finally:
