@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import glob
 import gzip
 import hashlib
@@ -604,8 +605,6 @@ def _init_worker(encoder, renderer, limits, parent):
     _exit_with_parent(parent)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker process
     _WORKER.update(encoder=encoder, renderer=renderer, limits=limits)
-    import gc
-
     gc.freeze()  # the imports and the encoder, out of the collector's work (see _frozen_heap)
 
 
@@ -914,8 +913,6 @@ def _frozen_heap():
     the collector's work while it runs: each full collection went over all of them (~1.4 ms a page of the fast
     tier: CHANGELOG). Garbage is collected first; what of them dies during the run is freed after it, when
     the heap is thawed. Nothing is frozen or thawed when anything in the process is frozen already."""
-    import gc
-
     if gc.get_freeze_count():
         yield
         return
