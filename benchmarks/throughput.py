@@ -106,12 +106,12 @@ def run_model(spec: dict) -> dict:
     t = time.perf_counter()
     p = Predictor.from_pretrained(spec["model"], device=spec["device"], runtime=spec["runtime"])
     load_s = time.perf_counter() - t
-    fast = isinstance(p, FastPredictor)
     if spec["no_model"]:
-        if fast:
-            p.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), 4)
-        else:
-            p._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
+        for part in getattr(p, "parts", (p,)):  # a cascade: both of its models
+            if isinstance(part, FastPredictor):
+                part.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), 4)
+            else:
+                part._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
 
     def dump(path: Path, out: Path) -> dict:
         return predict_dump([str(path)], str(out), predictor=p, batch_size=spec["batch_size"],
@@ -122,14 +122,15 @@ def run_model(spec: dict) -> dict:
         with open(spec["input"], encoding="utf-8") as fh:
             (tmp / "warm.jsonl").write_text("".join(fh.readlines()[:WARM_PAGES]), encoding="utf-8")
         dump(tmp / "warm.jsonl", tmp / "warm_out.jsonl")  # kernels, allocator, sessions
-        (p.encoder.tokens if fast else p.encoder).words.clear()  # not the warm pages' words: they are timed too
+        getattr(p.encoder, "tokens", p.encoder).words.clear()  # not the warm pages' words: they are timed too
         t = time.perf_counter()
         summary = dump(Path(spec["input"]), tmp / "out.jsonl")
         seconds = time.perf_counter() - t
         with open(tmp / "out.jsonl", encoding="utf-8") as fh:
             labels = [json.loads(raw).get("labels") or [] for raw in fh]  # in input order; an error record: none
     return {"seconds": seconds, "pages": summary["records_in"], "labels": labels, "load_s": round(load_s, 2),
-            "runtime": p.runtime if fast else resolve_runtime(spec["runtime"], p.device.type),
+            "runtime": "+".join(q.runtime if isinstance(q, FastPredictor) else resolve_runtime(spec["runtime"], q.device.type)
+                                for q in getattr(p, "parts", (p,))),
             "device": str(p.device), "threads": torch.get_num_threads()}
 
 
@@ -302,7 +303,8 @@ def main(argv: list[str] | None = None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=None,
                     help="comma-separated model folders, Hub ids or names: model (the released base model), "
-                         "fast (the released fast tier); default: both when the fast tier is released")
+                         "fast (the released fast tier), cascade (the fast tier, then the base model on the lines it is "
+                         "unsure of); default: model,fast when the fast tier is released")
     ap.add_argument("--runtimes", default="auto",
                     help="runtimes of the models, compared in this run: auto (as `predict`: the base model onnx-int8 on "
                          "a CPU, torch on a GPU; the fast tier bf16 where native), torch, torch-int8, torch-bf16, onnx, "

@@ -180,11 +180,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from . import fast, modeling
+    from . import cascade, fast, modeling
     from .backbone import ensure_backbone
     from .onnxrt import exported, fingerprint
 
     folder = modeling.resolve(args.model)  # a Hub id: downloaded into the Hugging Face cache
+    if cascade.is_cascade_dir(folder):  # what it needs prepared is its base model's: the fast tier runs with torch
+        try:
+            folder = cascade.read_config(folder)["base"]
+        except ValueError as e:
+            raise UserError(str(e)) from None
     runtimes = ("onnx", "onnx-int8") if args.runtime == "all" else (args.runtime,)  # fp32 first: int8 reuses it
     if fast.is_fast_dir(folder):  # the fast tier runs with torch: nothing to export
         if args.runtime.startswith("onnx"):
@@ -262,8 +267,9 @@ def add_batch_size(parser):
 def add_model_options(parser, runtime_default: str | None = "auto"):
     """--model; with a runtime_default, also --device and --runtime, for the commands that label
     (prepare and export, which label nothing, pass None)."""
-    parser.add_argument("--model", help="model folder, Hugging Face Hub id org/name, or `fast` (the released "
-                                        "fast tier); default: the released model")
+    parser.add_argument("--model", help="model folder, Hugging Face Hub id org/name, `fast` (the released fast tier) "
+                                        "or `cascade` (the fast tier, then the base model on the lines the fast tier "
+                                        "is unsure of); default: the released model")
     if runtime_default is None:
         return
     from .onnxrt import RUNTIMES
@@ -275,7 +281,8 @@ def add_model_options(parser, runtime_default: str | None = "auto"):
         "exported once into the cache; int8 is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 "
         "on a CPU, torch on a GPU). The fast tier (--model fast) runs torch (fp32) or torch-bf16 (its matrix "
         "products in bfloat16, torch autocast); its auto is bf16 where the hardware does it natively (a CPU with "
-        "AVX512-BF16 or AMX, an Ampere or newer GPU), else fp32"))
+        "AVX512-BF16 or AMX, an Ampere or newer GPU), else fp32. The cascade (--model cascade) gives the runtime to "
+        "its base model, and to its fast tier when the fast tier has it (else auto)"))
 
 
 def add_renderer(parser):

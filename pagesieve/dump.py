@@ -836,6 +836,10 @@ def model_identity(predictor) -> dict:
     """What a predictor's labels depend on: its model (config and a sample of every weight tensor, or
     the ONNX export's name, which holds a hash of them) and its runtime (engine, device, dtype)."""
     h = hashlib.sha1()
+    parts = getattr(predictor, "parts", None)  # a cascade: its models' identities, and its settings below
+    if parts:
+        ids = [model_identity(p) for p in parts]
+        h.update(json.dumps(ids).encode())
     config = getattr(predictor, "config", None)
     h.update(config.to_json_string().encode() if config is not None else b"")
     onnx, model = getattr(predictor, "onnx", None), getattr(predictor, "model", None)
@@ -853,6 +857,8 @@ def model_identity(predictor) -> dict:
                 flat = t.detach().reshape(-1)
                 h.update(name.encode())
                 h.update(flat[::max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
+    elif parts:
+        runtime = " + ".join(i["runtime"] for i in ids)
     else:
         runtime = type(predictor).__name__
     return {"model": h.hexdigest(), "runtime": runtime}

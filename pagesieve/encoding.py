@@ -194,10 +194,11 @@ class PageEncoder:
         for p, (lines, k) in enumerate(zip(pages, kept)):
             toks = flat[pos:pos + len(k)]
             pos += len(k)
-            out.append(self._windows(len(lines), k, toks, labels[p] if labels is not None else None))
+            out.append(self.windows(len(lines), k, toks, labels[p] if labels is not None else None))
         return out
 
-    def _windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels) -> EncodedPage:
+    def windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels=None) -> EncodedPage:
+        """The windows over lines `kept` (indexes in a page of `n_lines`) given their tokens (and labels by index)."""
         page = EncodedPage(n_lines=n_lines, kept=kept)
         if not kept:
             return page

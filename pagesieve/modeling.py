@@ -132,8 +132,8 @@ def resolve(model: str | Path | None = None) -> Path:
     """The folder of a model named by a path, a Hub id (downloaded and cached) or None (the release)."""
     if model is None or model == "":
         return default_model_dir()
-    if model == "fast" and not os.path.exists(model):  # the released fast tier, next to the released model
-        return default_model_dir() / "fast"
+    if model in ("fast", "cascade") and not os.path.exists(model):  # the released tiers, next to the released model
+        return default_model_dir() / model
     if is_hub_id(model):
         return download(model)
     return Path(model).expanduser()

@@ -69,18 +69,22 @@ class Predictor:
         """Load a model; CUDA when available. `path`: a model folder (a release or an exported folder),
         a Hugging Face Hub id "org/name" (downloaded once into the Hub cache; offline, from that cache),
         or None: the released model (`model/` in a checkout, else the copy installed with the package);
-        "fast": the released fast tier (`model/fast/`: a page transformer over cheap line vectors).
+        "fast": the released fast tier (`model/fast/`: a page transformer over cheap line vectors);
+        "cascade": the fast tier, then the base model on the lines the fast tier is unsure of (`model/cascade/`).
 
         `runtime` on a CPU: "torch" (fp32), "torch-int8" (torch dynamic quantization: faster, less
         accurate), "torch-bf16" (bfloat16), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with
         int8 weights: the fastest, about as accurate as fp32), or "auto" (onnx-int8 on a CPU, torch on a
         GPU). The fast tier runs with torch only: "torch" (fp32), "torch-bf16", or "auto" (bf16 where
-        the hardware does it natively, else fp32)."""
+        the hardware does it natively, else fp32). The cascade passes `runtime` to its base model, and
+        to its fast tier when the fast tier has it (else "auto")."""
         from .onnxrt import resolve_runtime
 
         folder = modeling.resolve(path)
-        from . import fast
+        from . import cascade, fast
 
+        if cascade.is_cascade_dir(folder):  # the fast tier, then the base model on the lines it is unsure of
+            return cascade.CascadePredictor.from_folder(folder, device, runtime)
         if fast.is_fast_dir(folder):  # the fast tier: a page transformer over cheap line vectors
             fast.resolve_runtime(runtime, "cpu")  # one it lacks: refused before anything loads
             return fast.FastPredictor(fast.load(folder), modeling.load_tokenizer(folder), device, runtime)

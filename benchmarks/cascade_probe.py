@@ -1,0 +1,72 @@
+"""How a cascade's settings trade the base model's tokens for accuracy (docs/model-history.md, candidate C).
+
+    python benchmarks/cascade_probe.py                                    # half A, the settings of the table
+    python benchmarks/cascade_probe.py --data runs/validation-A.jsonl --settings 0.85:2:8,0.9:2:0
+
+For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS (0: a context line keeps all its tokens), the released
+fast tier and base model (their CPU defaults: bf16 where native, onnx-int8) run as `pagesieve.cascade` runs
+them, on labeled pages; printed: macro-F1 and per-class F1 on the gold lines, the share of lines the fast tier
+is unsure of, and the tokens and segments the base model reads, next to the base model alone. Choose settings
+on pages that do not judge them (half A); `runs/validation-A.jsonl` is written by `pagesieve.data.annotate`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SETTINGS = ("0.8:0:0,0.8:1:0,0.8:2:0,0.8:2:8,0.8:2:4,0.8:3:8,0.8:4:0,0.7:2:0,0.7:2:8,0.85:1:0,0.85:2:0,0.85:2:8,"
+            "0.85:3:8,0.9:0:0,0.9:2:0,0.9:2:8")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"), help="labeled pages (JSONL)")
+    ap.add_argument("--settings", default=SETTINGS, help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS")
+    args = ap.parse_args(argv)
+    from pagesieve import Predictor
+    from pagesieve.cascade import CascadePredictor
+    from pagesieve.labels import IGNORE, LABEL2ID, LABELS
+    from pagesieve.metrics import scores
+
+    pages = [json.loads(line) for line in open(args.data, encoding="utf-8")]
+    lines = [p["lines"] for p in pages]
+    gold = np.array([LABEL2ID.get(p["labels"][i], IGNORE) if p["labels"][i] else IGNORE
+                     for p in pages for i, line in enumerate(p["lines"]) if line.strip()])
+    scored = gold != IGNORE
+    fast = Predictor.from_pretrained("fast", runtime="auto")
+    base = Predictor.from_pretrained(runtime="auto")
+
+    def row(name, probs, extra):
+        s = scores(gold[scored], np.concatenate([p.argmax(1) for p in probs])[scored])
+        print(f"| {name} | {s['macro_f1']:.3f} | " + " | ".join(f"{s[k]['f1']:.3f}" for k in LABELS) + f" | {extra} |",
+              flush=True)
+
+    print("| setting | macro-F1 | " + " | ".join(LABELS) + " | base tokens, segments, unsure lines |")
+    print("|---" * (3 + len(LABELS)) + "|")
+    encoded = base.encode(lines)
+    full = sum(len(w.input_ids) for e in encoded for w in e.windows)
+    row("base model alone", base.probs(encoded), f"{full:,}, {sum(len(e.windows) for e in encoded):,} windows, –")
+    for setting in args.settings.split(","):
+        threshold, context_lines, context_tokens = setting.split(":")
+        cascade = CascadePredictor(fast, base, float(threshold), int(context_lines), int(context_tokens))
+        read = []
+        base_probs = base.probs
+        base.probs = lambda segments, *a: read.extend(segments) or base_probs(segments, *a)
+        try:
+            probs = [p for _, p in cascade.line_probs(lines)]
+        finally:
+            del base.probs
+        tokens = sum(len(w.input_ids) for s in read for w in s.windows)
+        unsure = np.mean(np.concatenate([p.max(1) for p in fast.probs(fast.encode(lines))]) < float(threshold))
+        row(f"cascade {setting}", probs, f"{tokens:,} ({tokens / full:.1%}), {len(read):,}, {unsure:.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The cascade: the fast tier on every line, the base model only where the fast tier is unsure.
+
+Where the fast tier's top probability is high it is about as right as the base model, and most lines are
+such lines; the base model's cost is its encoder over every token. So the cascade runs the fast tier on the
+whole page, then the base model (unchanged) over each run of unsure lines (top probability < `threshold`),
+widened by `context_lines` lines on either side whose tokens are cut to `context_tokens`: the base model sees
+an unsure line among its neighbours, as in its own windows. An unsure line takes the base model's
+probabilities; every other line keeps the fast tier's. A line's result depends on its own page only.
+
+A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", "fast": "fast", "base": ".",
+"threshold": ..., "context_lines": ..., "context_tokens": ...}, the two models' folders relative to it.
+The released one is `model/cascade/` (`--model cascade`); how its settings were chosen: docs/model-history.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .fast import EncodedLines, _Config
+from .predictor import Predictor
+
+ARCH = "cascade"
+
+
+def is_cascade_dir(folder: str | Path) -> bool:
+    f = Path(folder) / "config.json"
+    try:
+        return f.is_file() and json.loads(f.read_text()).get("pagesieve_arch") == ARCH
+    except (OSError, ValueError):
+        return False
+
+
+def read_config(folder: str | Path) -> dict:
+    """The cascade's settings, with `fast` and `base` as absolute folders; a ValueError says what is wrong."""
+    folder = Path(folder)
+    conf = json.loads((folder / "config.json").read_text())
+    for key in ("fast", "base"):
+        if not isinstance(conf.get(key), str):
+            raise ValueError(f"{folder}/config.json: a cascade needs \"{key}\": the folder of its {key} model")
+        conf[key] = (folder / conf[key]).resolve()
+    for key, kind in (("threshold", float), ("context_lines", int), ("context_tokens", int)):
+        value = conf.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value:
+            raise ValueError(f"{folder}/config.json: {key} must be a number ≥ 0{' (whole)' if kind is int else ''}, "
+                             f"not {value!r}")
+    return conf
+
+
+def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
+    """[start, end) runs of lines covering every unsure line and `context` lines on either side of it;
+    runs that touch or overlap are one."""
+    runs: list[tuple[int, int]] = []
+    for i in np.flatnonzero(unsure).tolist():
+        start, end = max(0, i - context), min(len(unsure), i + context + 1)
+        if runs and start <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], end)
+        else:
+            runs.append((start, end))
+    return runs
+
+
+class CascadePredictor(Predictor):
+    """The `Predictor` API (predict, predict_many, clean, line_probs, dumps) over a fast and a base predictor."""
+
+    def __init__(self, fast: Predictor, base: Predictor, threshold: float, context_lines: int, context_tokens: int):
+        self.fast, self.base = fast, base
+        self.threshold, self.context_lines, self.context_tokens = float(threshold), int(context_lines), int(context_tokens)
+        self.device = fast.device
+        self.labels = fast.labels
+        self.encoder = fast.encoder  # the fast tier's tokens: the base model reads each line's first ones
+        self.model = self.onnx = None
+        self.parts = (fast, base)  # what dump.model_identity hashes
+        self.config = _Config({"pagesieve_arch": ARCH, "threshold": self.threshold, "context_lines": self.context_lines,
+                               "context_tokens": self.context_tokens})
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str | None = None, runtime: str = "auto") -> "CascadePredictor":
+        """`runtime`: the base model's ("auto", "onnx-int8", "torch", ...); the fast tier takes "torch" or
+        "torch-bf16" when given, else its "auto"."""
+        from .fast import RUNTIMES
+
+        conf = read_config(folder)
+        fast = Predictor.from_pretrained(conf["fast"], device, runtime if runtime in RUNTIMES else "auto")
+        base = Predictor.from_pretrained(conf["base"], device, runtime)
+        return cls(fast, base, conf["threshold"], conf["context_lines"], conf["context_tokens"])
+
+    @property
+    def default_batch_size(self) -> int:
+        return self.fast.default_batch_size
+
+    def probs(self, encoded: list[EncodedLines], batch_size: int | None = None) -> list[np.ndarray]:
+        out = self.fast.probs(encoded, batch_size)
+        budget = self.base.encoder.budget
+        jobs, segments = [], []
+        for p, (page, probs) in enumerate(zip(encoded, out)):
+            unsure = probs.max(1) < self.threshold
+            for start, end in unsure_runs(unsure, self.context_lines):
+                toks = [t[:budget] if unsure[j] else t[:self.context_tokens or budget]
+                        for j, t in zip(range(start, end), page.tokens[start:end])]
+                segments.append(self.base.encoder.windows(page.n_lines, page.kept[start:end], toks))
+                jobs.append((p, start, end, unsure[start:end]))
+        for (p, start, end, unsure), probs in zip(jobs, self.base.probs(segments)):
+            out[p][start:end][unsure] = probs[unsure]
+        return out

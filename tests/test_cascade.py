@@ -1,0 +1,119 @@
+"""The cascade (pagesieve/cascade.py): the fast tier everywhere, the base model on the lines it is unsure of.
+Tiny random-init models: what is checked is which model's probabilities each line gets, not accuracy."""
+import json
+
+import numpy as np
+import pytest
+
+TINY_FAST = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "line_tokens": 8, "max_lines": 16,
+             "overlap_lines": 4}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_model_dir):
+    """A folder holding a tiny base model, a random fast tier in fast/ and cascade configs beside them."""
+    import shutil
+
+    import torch
+    from pagesieve import fast
+
+    root = tmp_path_factory.mktemp("cascade")
+    shutil.copytree(tiny_model_dir, root / "base")
+    torch.manual_seed(0)
+    fast.save(fast.LinePageModel(fast.FastConfig(**TINY_FAST), fast.word_table()), root / "fast")
+    return root
+
+
+def cascade_dir(root, name, **settings):
+    conf = {"pagesieve_arch": "cascade", "fast": "../fast", "base": "../base", "threshold": 0.5, "context_lines": 1,
+            "context_tokens": 0, **settings}
+    (root / name).mkdir(exist_ok=True)
+    (root / name / "config.json").write_text(json.dumps(conf))
+    return root / name
+
+
+def test_unsure_runs_cover_each_unsure_line_with_its_context():
+    from pagesieve.cascade import unsure_runs
+
+    unsure = np.zeros(12, dtype=bool)
+    unsure[[2, 3, 9]] = True
+    assert unsure_runs(unsure, 0) == [(2, 4), (9, 10)]
+    assert unsure_runs(unsure, 1) == [(1, 5), (8, 11)]
+    assert unsure_runs(unsure, 3) == [(0, 12)]  # runs that touch are one; clipped at the page's ends
+    assert unsure_runs(np.zeros(5, dtype=bool), 2) == []
+
+
+def test_sure_lines_keep_the_fast_tier_and_unsure_ones_take_the_base_model(models, test_pages):
+    from pagesieve import Predictor
+    from pagesieve.cascade import CascadePredictor
+
+    pages = [t["lines"] for t in test_pages]
+    fast = Predictor.from_pretrained(models / "fast")
+    base = Predictor.from_pretrained(models / "base")
+    fast_probs = [p for _, p in fast.line_probs(pages)]
+    base_probs = [p for _, p in base.line_probs(pages)]
+
+    never = Predictor.from_pretrained(cascade_dir(models, "never", threshold=0.0))
+    assert isinstance(never, CascadePredictor)
+    for (_, c), f in zip(never.line_probs(pages), fast_probs):
+        np.testing.assert_array_equal(c, f)
+
+    # every line unsure: one run per page, the whole page, read by the base model as it reads it alone
+    always = Predictor.from_pretrained(cascade_dir(models, "always", threshold=1.01, context_tokens=2))
+    for (_, c), b in zip(always.line_probs(pages), base_probs):
+        np.testing.assert_allclose(c, b, atol=1e-5)
+
+    threshold = float(np.median(np.concatenate([f.max(1) for f in fast_probs])))  # about half the lines unsure
+    some = Predictor.from_pretrained(cascade_dir(models, "some", threshold=threshold))
+    seen = []
+    base_probs_of = some.base.probs
+    some.base.probs = lambda segments, *a: seen.extend(segments) or base_probs_of(segments, *a)
+    mixed = 0
+    for (_, c), f in zip(some.line_probs(pages), fast_probs):
+        unsure = f.max(1) < threshold
+        np.testing.assert_array_equal(c[~unsure], f[~unsure])
+        assert not np.allclose(c[unsure], f[unsure], atol=1e-4) or not unsure.any()
+        mixed += unsure.any() and not unsure.all()
+    assert mixed  # pages with both kinds of lines
+    lines_read = sum(len(w.label_positions) for s in seen for w in s.windows)
+    assert lines_read < sum(map(len, fast_probs))  # the base model read part of the pages only
+
+
+def test_a_page_gets_the_same_labels_alone_or_among_others(models, test_pages):
+    from pagesieve import Predictor
+
+    pages = [t["lines"] for t in test_pages]
+    p = Predictor.from_pretrained(cascade_dir(models, "batch", threshold=0.45, context_lines=2, context_tokens=3))
+    together = [probs for _, probs in p.line_probs(pages, batch_size=4)]
+    for page, probs in zip(pages, together):
+        np.testing.assert_allclose(p.line_probs([page], batch_size=1)[0][1], probs, atol=1e-5)
+
+
+def test_settings_are_part_of_a_dumps_identity_and_bad_ones_are_refused(models):
+    from pagesieve import Predictor
+    from pagesieve.dump import model_identity
+
+    a = model_identity(Predictor.from_pretrained(cascade_dir(models, "a", threshold=0.5)))
+    b = model_identity(Predictor.from_pretrained(cascade_dir(models, "b", threshold=0.6)))
+    assert a["model"] != b["model"] and a["runtime"] == b["runtime"] == "torch cpu torch.float32 + torch cpu torch.float32"
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        Predictor.from_pretrained(cascade_dir(models, "bad", threshold="high"))
+    with pytest.raises(ValueError, match="context_lines must be a number ≥ 0 \\(whole\\)"):
+        Predictor.from_pretrained(cascade_dir(models, "bad", context_lines=1.5))
+    with pytest.raises(ValueError, match='needs "base"'):
+        Predictor.from_pretrained(cascade_dir(models, "bad", base=None))
+
+
+def test_cli_labels_with_a_cascade_and_runs_the_fast_tier_on_the_given_torch_runtime(models, tmp_path, capsys):
+    from pagesieve import Predictor
+    from pagesieve.cli import main
+
+    folder = cascade_dir(models, "cli")
+    page = tmp_path / "page.txt"
+    page.write_text("Home\nNews\nA headline of the piece\nThe body of the piece goes on.\nSubscribe\n")
+    assert main(["label", str(page), "--model", str(folder), "--format", "jsonl"]) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["line"] for r in rows] == [0, 1, 2, 3, 4] and all(r["label"] in r["probs"] for r in rows)
+    p = Predictor.from_pretrained(folder, runtime="torch-bf16")
+    assert (p.fast.runtime, p.base.model.dtype.is_floating_point) == ("torch-bf16", True)
+    assert Predictor.from_pretrained(folder, runtime="onnx").fast.runtime in ("torch", "torch-bf16")  # its auto
