@@ -29,7 +29,8 @@ extractor's line is content when it is found in the extracted text, any other li
 model's line takes the label of the same line in the model's own rendering (lines its rendering
 lacks count as navigation; the share found is reported).
 
---no-model replaces the models' forward pass by constant probabilities: what is left (reading,
+--no-model replaces the models' forward pass by constant probabilities (a cascade: both of its models, and its
+fast tier's constant probabilities leave every line unsure): what is left (reading,
 rendering, tokenizing, batching, merging windows, writing) bounds what any accelerator can reach.
 """
 from __future__ import annotations

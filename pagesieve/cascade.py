@@ -7,9 +7,14 @@ widened by `context_lines` lines on either side whose tokens are cut to `context
 an unsure line among its neighbours, as in its own windows. An unsure line takes the base model's
 probabilities; every other line keeps the fast tier's. A line's result depends on its own page only.
 
-A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", "fast": "fast", "base": ".",
-"threshold": ..., "context_lines": ..., "context_tokens": ...}, the two models' folders relative to it.
-The released one is `model/cascade/` (`--model cascade`); how its settings were chosen: docs/model-history.md.
+A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", "fast": "../fast", "base": "..",
+"threshold": ..., "context_lines": ..., "context_tokens": ...}, the two models' folders relative to it
+(`context_tokens` 0: context lines keep all the tokens the base model reads). The released one is
+`model/cascade/` (`--model cascade`); how its settings were chosen: docs/model-history.md.
+
+Its runtime is the base model's (`--runtime onnx-int8`, the fast tier then on its auto), one both models have
+(`torch`, `torch-bf16`, `auto`), or one for each, FAST+BASE (`torch+onnx-int8`: the fast tier in fp32 on a CPU
+that does bf16, e.g. to resume a dump begun on one that does not).
 """
 from __future__ import annotations
 
@@ -61,6 +66,16 @@ def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
     return runs
 
 
+def split_runtime(runtime: str) -> tuple[str, str]:
+    """A cascade's runtime -> (the fast tier's, the base model's); see the module's docstring."""
+    from .fast import RUNTIMES
+
+    if "+" in runtime:
+        fast, _, base = runtime.partition("+")
+        return fast, base
+    return (runtime if runtime in RUNTIMES else "auto"), runtime
+
+
 class CascadePredictor(Predictor):
     """The `Predictor` API (predict, predict_many, clean, line_probs, dumps) over a fast and a base predictor."""
 
@@ -77,13 +92,27 @@ class CascadePredictor(Predictor):
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | None = None, runtime: str = "auto") -> "CascadePredictor":
-        """`runtime`: the base model's ("auto", "onnx-int8", "torch", ...); the fast tier takes "torch" or
-        "torch-bf16" when given, else its "auto"."""
-        from .fast import RUNTIMES
+        """The cascade of a folder (see the module's docstring for `runtime`); ValueError for a runtime or
+        models it cannot run, before anything loads where it can."""
+        from . import fast as fast_tier
+        from . import onnxrt
 
         conf = read_config(folder)
-        fast = Predictor.from_pretrained(conf["fast"], device, runtime if runtime in RUNTIMES else "auto")
-        base = Predictor.from_pretrained(conf["base"], device, runtime)
+        fast_runtime, base_runtime = split_runtime(runtime)
+        for key, is_fast in (("fast", True), ("base", False)):
+            kind = "cascade" if is_cascade_dir(conf[key]) else "fast tier" if fast_tier.is_fast_dir(conf[key]) else "base"
+            if kind != ("fast tier" if is_fast else "base"):
+                raise ValueError(f"{folder}/config.json: \"{key}\" must be a {'fast tier' if is_fast else 'base model'}, "
+                                 f"not a {kind} ({conf[key]})")
+        fast_tier.resolve_runtime(fast_runtime, "cpu")  # unknown ones: refused before loading
+        onnxrt.resolve_runtime(base_runtime, "cpu")
+        fast = Predictor.from_pretrained(conf["fast"], device, fast_runtime)
+        base = Predictor.from_pretrained(conf["base"], device, base_runtime)
+        if fast.labels != base.labels:
+            raise ValueError(f"{folder}: its models' labels differ ({fast.labels} and {base.labels})")
+        if base.encoder.budget > fast.cfg.line_tokens:
+            raise ValueError(f"{folder}: the base model reads {base.encoder.budget} tokens of a line, the fast tier only "
+                             f"{fast.cfg.line_tokens}: the base model's lines would be cut short")
         return cls(fast, base, conf["threshold"], conf["context_lines"], conf["context_tokens"])
 
     @property
@@ -91,13 +120,16 @@ class CascadePredictor(Predictor):
         return self.fast.default_batch_size
 
     def probs(self, encoded: list[EncodedLines], batch_size: int | None = None) -> list[np.ndarray]:
-        out = self.fast.probs(encoded, batch_size)
+        """Per page, (non-blank lines, classes) probabilities; `batch_size`: pages per fast-tier pass (the base
+        model batches its windows as it does alone)."""
+        out = self.fast.probs(encoded, batch_size)  # checks batch_size
         budget = self.base.encoder.budget
+        context = min(self.context_tokens or budget, budget)
         jobs, segments = [], []
         for p, (page, probs) in enumerate(zip(encoded, out)):
             unsure = probs.max(1) < self.threshold
             for start, end in unsure_runs(unsure, self.context_lines):
-                toks = [t[:budget] if unsure[j] else t[:self.context_tokens or budget]
+                toks = [t[:budget] if unsure[j] else t[:context]
                         for j, t in zip(range(start, end), page.tokens[start:end])]
                 segments.append(self.base.encoder.windows(page.n_lines, page.kept[start:end], toks))
                 jobs.append((p, start, end, unsure[start:end]))

@@ -261,7 +261,8 @@ def add_min_prob(parser):
 def add_batch_size(parser):
     parser.add_argument("--batch-size", type=int, help=(
         "windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, "
-        "several at once, so that labels never depend on the batch"))
+        "several at once, so that labels never depend on the batch. The fast tier and the cascade: pages per "
+        "fast-tier pass (default 16 on CPU, 64 on GPU; a cascade's base model batches as it does alone)"))
 
 
 def add_model_options(parser, runtime_default: str | None = "auto"):
@@ -272,17 +273,27 @@ def add_model_options(parser, runtime_default: str | None = "auto"):
                                         "is unsure of); default: the released model")
     if runtime_default is None:
         return
-    from .onnxrt import RUNTIMES
-
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, in bf16 there)")
-    parser.add_argument("--runtime", default=runtime_default, choices=RUNTIMES, help=(
+    parser.add_argument("--runtime", default=runtime_default, type=runtime_arg, metavar="RUNTIME", help=(
         f"inference engine (default: {runtime_default}): torch (fp32), torch-int8 (torch dynamic quantization: "
         "faster, less accurate), torch-bf16 (the weights in bfloat16), onnx / onnx-int8 (ONNX Runtime; the model is "
         "exported once into the cache; int8 is the fastest on a CPU and about as accurate as fp32), auto (onnx-int8 "
         "on a CPU, torch on a GPU). The fast tier (--model fast) runs torch (fp32) or torch-bf16 (its matrix "
         "products in bfloat16, torch autocast); its auto is bf16 where the hardware does it natively (a CPU with "
         "AVX512-BF16 or AMX, an Ampere or newer GPU), else fp32. The cascade (--model cascade) gives the runtime to "
-        "its base model, and to its fast tier when the fast tier has it (else auto)"))
+        "its base model, and to its fast tier when the fast tier has it (else auto), or takes one for each as "
+        "FAST+BASE, e.g. torch+onnx-int8"))
+
+
+def runtime_arg(value: str) -> str:
+    """--runtime: one of onnxrt.RUNTIMES, or FAST+BASE for a cascade (checked here: a typo is one line)."""
+    from .onnxrt import FAST_RUNTIMES, RUNTIMES
+
+    fast, plus, base = value.partition("+")
+    if (value in RUNTIMES) if not plus else (fast in FAST_RUNTIMES and base in RUNTIMES):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(RUNTIMES)}; for a cascade "
+                                     f"also FAST+BASE, FAST one of {', '.join(FAST_RUNTIMES)})")
 
 
 def add_renderer(parser):

@@ -976,7 +976,8 @@ def _manifest(parts: Path, identity: dict) -> dict:
         hint = ""
         if "runtime" in changed and old.get("runtime"):  # e.g. --runtime auto on another machine, or another version
             hint = (f" The unfinished run used the runtime '{old['runtime']}', this one '{identity['runtime']}': "
-                    "rerun with the --runtime that gives the first (torch, torch-bf16, ...) to continue it.")
+                    "rerun with the --runtime that gives the first (torch, torch-bf16, ...; a cascade's two as "
+                    "FAST+BASE, e.g. torch+onnx-int8) to continue it.")
         raise ValueError(f"{parts} holds an unfinished run with other inputs or options (differs: "
                          f"{', '.join(changed) or 'unreadable manifest'}); delete {parts} to start again, "
                          f"or write to another output.{hint}")

@@ -29,7 +29,8 @@ from torch.nn import functional as F
 
 from .labels import IGNORE, LABEL2ID, LABELS
 from .modeling import to_device, word_table  # the backbone's word table, as the base model reads it
-from .predictor import Predictor
+from .onnxrt import FAST_RUNTIMES
+from .predictor import Predictor, check_batch_size
 
 ARCH = "line-page"
 N_BUCKETS = 48  # log-spaced position buckets, from the top and from the bottom of the page
@@ -310,6 +311,7 @@ class FastPredictor(Predictor):
         """Per page, (non-blank lines, classes) probabilities; a line of a long page takes the window where
         it is most central. Pages (windows of lines) go `batch_size` at a time through the model, packed
         without padding; each page's attention sees that page only."""
+        check_batch_size(batch_size)
         size = batch_size or self.default_batch_size
         w, ov = self.cfg.max_lines, self.cfg.overlap_lines
         jobs = [(p, s, e) for p, page in enumerate(encoded) for s, e in line_spans(len(page.kept), w, ov) if e > s]
@@ -334,7 +336,7 @@ class FastPredictor(Predictor):
         return out
 
 
-RUNTIMES = ("auto", "torch", "torch-bf16")
+RUNTIMES = FAST_RUNTIMES
 
 
 def resolve_runtime(runtime: str, device: str | torch.device) -> str:

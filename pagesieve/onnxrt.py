@@ -30,6 +30,7 @@ import numpy as np
 
 # the inference engines a Predictor can use (see Predictor.from_pretrained)
 RUNTIMES = ("auto", "torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8")
+FAST_RUNTIMES = ("auto", "torch", "torch-bf16")  # the fast tier's (pagesieve/fast.py), here: the CLI reads both without torch
 
 
 def resolve_runtime(runtime: str, device: str) -> str:

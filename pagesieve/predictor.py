@@ -116,8 +116,7 @@ class Predictor:
         batched together, sorted by length so little is spent on padding; ONNX Runtime runs each
         window alone, several at once, so that int8 never depends on a page's batch neighbours
         (`batch_size` does not apply: see OnnxForward)."""
-        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+        check_batch_size(batch_size)
         jobs = [(p, w) for p, page in enumerate(encoded) for w in range(len(page.windows))]
         jobs.sort(key=lambda j: len(encoded[j[0]].windows[j[1]].input_ids))
         if self.onnx is not None:
@@ -221,6 +220,12 @@ class Predictor:
         keep = check_keep(keep)
         return "\n".join(r.text for r in self.predict(text_or_lines, html=html, min_prob=min_prob)
                          if r.label in keep)
+
+
+def check_batch_size(batch_size) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
 
 
 def check_min_prob(min_prob: Mapping[str, float] | None) -> dict[str, float]:

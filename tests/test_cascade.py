@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-TINY_FAST = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "line_tokens": 8, "max_lines": 16,
+# 12 tokens a line against the tiny base model's 8 (the released pair: 32 and 24): the base model takes the first 8
+TINY_FAST = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "line_tokens": 12, "max_lines": 16,
              "overlap_lines": 4}
 
 
@@ -45,7 +46,7 @@ def test_unsure_runs_cover_each_unsure_line_with_its_context():
 
 def test_sure_lines_keep_the_fast_tier_and_unsure_ones_take_the_base_model(models, test_pages):
     from pagesieve import Predictor
-    from pagesieve.cascade import CascadePredictor
+    from pagesieve.cascade import CascadePredictor, unsure_runs
 
     pages = [t["lines"] for t in test_pages]
     fast = Predictor.from_pretrained(models / "fast")
@@ -64,19 +65,26 @@ def test_sure_lines_keep_the_fast_tier_and_unsure_ones_take_the_base_model(model
         np.testing.assert_allclose(c, b, atol=1e-5)
 
     threshold = float(np.median(np.concatenate([f.max(1) for f in fast_probs])))  # about half the lines unsure
-    some = Predictor.from_pretrained(cascade_dir(models, "some", threshold=threshold))
+    some = Predictor.from_pretrained(cascade_dir(models, "some", threshold=threshold, context_lines=1))
     seen = []
     base_probs_of = some.base.probs
     some.base.probs = lambda segments, *a: seen.extend(segments) or base_probs_of(segments, *a)
     mixed = 0
-    for (_, c), f in zip(some.line_probs(pages), fast_probs):
+    for page, (_, c), f in zip(pages, some.line_probs(pages), fast_probs):
         unsure = f.max(1) < threshold
         np.testing.assert_array_equal(c[~unsure], f[~unsure])
-        assert not np.allclose(c[unsure], f[unsure], atol=1e-4) or not unsure.any()
         mixed += unsure.any() and not unsure.all()
+        kept = [i for i, line in enumerate(page) if line.strip()]
+        for start, end in unsure_runs(unsure, 1):  # each run read alone by the base model, as a page of its own
+            alone = base.line_probs([[page[i] for i in kept[start:end]]])[0][1]
+            np.testing.assert_allclose(c[start:end][unsure[start:end]], alone[unsure[start:end]], atol=1e-5)
     assert mixed  # pages with both kinds of lines
     lines_read = sum(len(w.label_positions) for s in seen for w in s.windows)
     assert lines_read < sum(map(len, fast_probs))  # the base model read part of the pages only
+
+    cut = Predictor.from_pretrained(cascade_dir(models, "cut", threshold=threshold, context_lines=1, context_tokens=1))
+    differ = [not np.allclose(a, b, atol=1e-4) for (_, a), (_, b) in zip(cut.line_probs(pages), some.line_probs(pages))]
+    assert any(differ)  # context lines cut to their first token: the base model sees less of them
 
 
 def test_a_page_gets_the_same_labels_alone_or_among_others(models, test_pages):
@@ -90,7 +98,8 @@ def test_a_page_gets_the_same_labels_alone_or_among_others(models, test_pages):
 
 
 def test_settings_are_part_of_a_dumps_identity_and_bad_ones_are_refused(models):
-    from pagesieve import Predictor
+    import torch
+    from pagesieve import Predictor, fast
     from pagesieve.dump import model_identity
 
     a = model_identity(Predictor.from_pretrained(cascade_dir(models, "a", threshold=0.5)))
@@ -102,11 +111,22 @@ def test_settings_are_part_of_a_dumps_identity_and_bad_ones_are_refused(models):
         Predictor.from_pretrained(cascade_dir(models, "bad", context_lines=1.5))
     with pytest.raises(ValueError, match='needs "base"'):
         Predictor.from_pretrained(cascade_dir(models, "bad", base=None))
+    with pytest.raises(ValueError, match='"fast" must be a fast tier, not a base'):
+        Predictor.from_pretrained(cascade_dir(models, "bad", fast="../base", base="../fast"))
+    torch.manual_seed(0)
+    fast.save(fast.LinePageModel(fast.FastConfig(**dict(TINY_FAST, line_tokens=6)), fast.word_table()), models / "short")
+    with pytest.raises(ValueError, match="reads 8 tokens of a line, the fast tier only 6"):
+        Predictor.from_pretrained(cascade_dir(models, "bad", fast="../short"))
+    with pytest.raises(ValueError, match="unknown runtime"):
+        Predictor.from_pretrained(cascade_dir(models, "bad"), runtime="torch+tensorrt")
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        Predictor.from_pretrained(cascade_dir(models, "a")).predict_many([["a line"]], batch_size=-1)
 
 
-def test_cli_labels_with_a_cascade_and_runs_the_fast_tier_on_the_given_torch_runtime(models, tmp_path, capsys):
+def test_cli_labels_with_a_cascade_and_each_model_takes_its_runtime(models, tmp_path, capsys):
     from pagesieve import Predictor
     from pagesieve.cli import main
+    from pagesieve.dump import model_identity
 
     folder = cascade_dir(models, "cli")
     page = tmp_path / "page.txt"
@@ -114,6 +134,15 @@ def test_cli_labels_with_a_cascade_and_runs_the_fast_tier_on_the_given_torch_run
     assert main(["label", str(page), "--model", str(folder), "--format", "jsonl"]) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert [r["line"] for r in rows] == [0, 1, 2, 3, 4] and all(r["label"] in r["probs"] for r in rows)
-    p = Predictor.from_pretrained(folder, runtime="torch-bf16")
-    assert (p.fast.runtime, p.base.model.dtype.is_floating_point) == ("torch-bf16", True)
-    assert Predictor.from_pretrained(folder, runtime="onnx").fast.runtime in ("torch", "torch-bf16")  # its auto
+    import torch
+
+    p = Predictor.from_pretrained(folder, runtime="torch-bf16")  # both models have it
+    assert (p.fast.runtime, p.base.model.dtype) == ("torch-bf16", torch.bfloat16)
+    p = Predictor.from_pretrained(folder, runtime="torch-int8")  # the base model's only: the fast tier on its auto
+    assert p.fast.runtime in ("torch", "torch-bf16") and "int8" in model_identity(p)["runtime"]
+    p = Predictor.from_pretrained(folder, runtime="torch+torch-int8")  # one for each
+    assert p.fast.runtime == "torch" and model_identity(p)["runtime"].startswith("torch cpu torch.float32 + torch-int8")
+    page.write_text("a line\n")
+    with pytest.raises(SystemExit) as e:  # argparse's one line
+        main(["label", str(page), "--model", str(folder), "--runtime", "torch+nope"])
+    assert e.value.code == 2 and "FAST+BASE" in capsys.readouterr().err

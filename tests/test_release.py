@@ -65,7 +65,8 @@ def test_released_fast_tier_on_gold_dev():
 
 # the cascade (model/cascade/, `--model cascade`: the fast tier, then the base model on the lines it is unsure of),
 # with `--runtime auto` as `label` and `predict` run it, measured at its release: dev macro-F1 0.708, content F1 0.880
-CASCADE_FLOOR = {"macro_f1": 0.67, "content_f1": 0.85}
+# (above the fast tier's 0.669 / 0.847: a cascade whose base model stopped being asked fails)
+CASCADE_FLOOR = {"macro_f1": 0.69, "content_f1": 0.86}
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="../shared/data/gold is not beside this checkout")
