@@ -24,17 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from .fast import EncodedLines, _Config
+from .modeling import arch_of
 from .predictor import Predictor
 
 ARCH = "cascade"
 
 
 def is_cascade_dir(folder: str | Path) -> bool:
-    f = Path(folder) / "config.json"
-    try:
-        return f.is_file() and json.loads(f.read_text()).get("pagesieve_arch") == ARCH
-    except (OSError, ValueError):
-        return False
+    return arch_of(folder) == ARCH
 
 
 def read_config(folder: str | Path) -> dict:

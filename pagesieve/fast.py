@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .labels import IGNORE, LABEL2ID, LABELS
-from .modeling import to_device, word_table  # the backbone's word table, as the base model reads it
+from .modeling import arch_of, to_device, word_table  # the backbone's word table, as the base model reads it
 from .onnxrt import FAST_RUNTIMES
 from .predictor import Predictor, check_batch_size
 
@@ -398,11 +398,7 @@ def save(model: LinePageModel, folder: str | Path, extra: dict | None = None) ->
 
 
 def is_fast_dir(folder: str | Path) -> bool:
-    f = Path(folder) / "config.json"
-    try:
-        return f.is_file() and json.loads(f.read_text()).get("pagesieve_arch") == ARCH
-    except (OSError, ValueError):
-        return False
+    return arch_of(folder) == ARCH
 
 
 # -- training ------------------------------------------------------------------------------

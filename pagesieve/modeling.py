@@ -106,6 +106,16 @@ class ModelNotFoundError(FileNotFoundError):
     """No model where one was asked for (no folder, no released model, a Hub id not downloadable)."""
 
 
+def arch_of(folder: str | Path) -> str | None:
+    """A model folder's `pagesieve_arch` ("line-page": the fast tier, "cascade"); None for the base model's
+    (a transformers config) or no readable config."""
+    try:
+        arch = json.loads((Path(folder) / "config.json").read_text()).get("pagesieve_arch")
+    except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not an object
+        return None
+    return arch if isinstance(arch, str) else None
+
+
 def _is_model_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
 
