@@ -58,8 +58,9 @@ class PagesieveFilter(BaseFilter):
                  drop_empty: bool = True, store_labels: bool = True, store_probs: bool = False,
                  exclusion_writer=None, batch_pages: int = 64, window_batch: int | None = None,
                  device: str | None = None, runtime: str = "auto", threads: int | None = None):
-        """`model`: a model folder or Hub id (default: the released model). `window_batch`: windows per
-        torch forward pass (default: the predictor's). `threads`: CPU threads of the model in each task
+        """`model`: a model folder, a Hub id, "fast" or "cascade" (the released tiers; default: the released
+        model). `window_batch`: windows per torch forward pass (the fast tier and the cascade: pages per
+        fast-tier pass; default: the predictor's). `threads`: CPU threads of the model in each task
         (default: the executor's cpus_per_task where it sets one, else torch's default)."""
         from .predictor import check_min_prob
 
