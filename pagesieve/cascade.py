@@ -65,12 +65,12 @@ def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
 
 def split_runtime(runtime: str) -> tuple[str, str]:
     """A cascade's runtime -> (the fast tier's, the base model's); see the module's docstring."""
-    from .fast import RUNTIMES
+    from .onnxrt import FAST_RUNTIMES
 
     if "+" in runtime:
         fast, _, base = runtime.partition("+")
         return fast, base
-    return (runtime if runtime in RUNTIMES else "auto"), runtime
+    return (runtime if runtime in FAST_RUNTIMES else "auto"), runtime
 
 
 class CascadePredictor(Predictor):
@@ -96,11 +96,12 @@ class CascadePredictor(Predictor):
 
         conf = read_config(folder)
         fast_runtime, base_runtime = split_runtime(runtime)
-        for key, is_fast in (("fast", True), ("base", False)):
-            kind = "cascade" if is_cascade_dir(conf[key]) else "fast tier" if fast_tier.is_fast_dir(conf[key]) else "base"
-            if kind != ("fast tier" if is_fast else "base"):
-                raise ValueError(f"{folder}/config.json: \"{key}\" must be a {'fast tier' if is_fast else 'base model'}, "
-                                 f"not a {kind} ({conf[key]})")
+        names = {fast_tier.ARCH: "fast tier", None: "base model", ARCH: "cascade"}
+        for key, want in (("fast", fast_tier.ARCH), ("base", None)):
+            got = arch_of(conf[key])
+            if got != want:
+                raise ValueError(f"{folder}/config.json: \"{key}\" must be a {names[want]}, not a "
+                                 f"{names.get(got, got)} ({conf[key]})")
         fast_tier.resolve_runtime(fast_runtime, "cpu")  # unknown ones: refused before loading
         onnxrt.resolve_runtime(base_runtime, "cpu")
         fast = Predictor.from_pretrained(conf["fast"], device, fast_runtime)
@@ -126,8 +127,7 @@ class CascadePredictor(Predictor):
         for p, (page, probs) in enumerate(zip(encoded, out)):
             unsure = probs.max(1) < self.threshold
             for start, end in unsure_runs(unsure, self.context_lines):
-                toks = [t[:budget] if unsure[j] else t[:context]
-                        for j, t in zip(range(start, end), page.tokens[start:end])]
+                toks = [t[:budget] if unsure[j] else t[:context] for j, t in enumerate(page.tokens[start:end], start)]
                 segments.append(self.base.encoder.windows(page.n_lines, page.kept[start:end], toks))
                 jobs.append((p, start, end, unsure[start:end]))
         for (p, start, end, unsure), probs in zip(jobs, self.base.probs(segments)):

@@ -174,16 +174,13 @@ def load(path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> 
     from safetensors.torch import load_file
 
     path = resolve(path)
-    from .cascade import is_cascade_dir
-
-    if is_cascade_dir(path):
+    arch = arch_of(path)  # the other tiers: "line-page" (pagesieve.fast), "cascade" (pagesieve.cascade)
+    if arch == "cascade":
         raise ValueError(f"{path} is a cascade (a config over a fast tier and a base model, no weights of its own): "
                          "load it with pagesieve.Predictor.from_pretrained; it has no Hugging Face export")
     if not _is_model_dir(path):
         raise ModelNotFoundError(f"{path}: not a pagesieve model folder (needs config.json and model.safetensors)")
-    from .fast import is_fast_dir
-
-    if is_fast_dir(path):
+    if arch == "line-page":
         raise ValueError(f"{path} is a fast-tier model (a page transformer, not a transformers token classifier): "
                          "load it with pagesieve.Predictor.from_pretrained; it has no Hugging Face export")
     config = BertConfig.from_json_file(str(path / "config.json"))

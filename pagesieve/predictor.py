@@ -77,7 +77,7 @@ class Predictor:
         int8 weights: the fastest, about as accurate as fp32), or "auto" (onnx-int8 on a CPU, torch on a
         GPU). The fast tier runs with torch only: "torch" (fp32), "torch-bf16", or "auto" (bf16 where
         the hardware does it natively, else fp32). The cascade passes `runtime` to its base model, and
-        to its fast tier when the fast tier has it (else "auto")."""
+        to its fast tier when the fast tier has it (else "auto"), or takes "FAST+BASE" (e.g. "torch+onnx-int8")."""
         from .onnxrt import resolve_runtime
 
         folder = modeling.resolve(path)
