@@ -2,6 +2,7 @@
 
     python benchmarks/resume_check.py                      # 100,000 records, killed halfway
     python benchmarks/resume_check.py --records 20000 --kill-after 40
+    python benchmarks/resume_check.py --records 20000 --model cascade   # another tier (or any model folder)
 
 Writes a JSONL dump of short pages (English, Russian, Arabic lines around menu lines) with ~2%
 injected bad records (bad JSON, bad UTF-8, no text field, empty page, blank line, non-object),
@@ -46,9 +47,9 @@ def write_dump(path: Path, n: int, seed: int = 1) -> int:
     return bad
 
 
-def predict(src: Path, out: Path, kill_after: float | None = None) -> tuple[float, bool]:
+def predict(src: Path, out: Path, model: str | None, kill_after: float | None = None) -> tuple[float, bool]:
     """(seconds, whether the run was killed) of one `pagesieve predict` run."""
-    cmd = [sys.executable, "-m", "pagesieve", "predict", str(src), "-o", str(out)]
+    cmd = [sys.executable, "-m", "pagesieve", "predict", str(src), "-o", str(out)] + (["--model", model] if model else [])
     start = time.time()
     try:  # on timeout, subprocess kills the run with SIGKILL, like a crash
         done = subprocess.run(cmd, timeout=kill_after, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -64,6 +65,7 @@ def predict(src: Path, out: Path, kill_after: float | None = None) -> tuple[floa
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--model", help="--model of `pagesieve predict` (default: the released model)")
     ap.add_argument("--kill-after", type=float, default=None,
                     help="seconds before the second run is killed (default: half the first run's time)")
     args = ap.parse_args(argv)
@@ -72,12 +74,12 @@ def main(argv=None):
         src = tmp / "dump.jsonl"
         bad = write_dump(src, args.records)
         print(f"{args.records} records, {bad} bad ones injected")
-        whole, _ = predict(src, tmp / "a.jsonl")
+        whole, _ = predict(src, tmp / "a.jsonl", args.model)
         print(f"uninterrupted: {whole:.0f} s")
-        _, killed = predict(src, tmp / "b.jsonl", kill_after=args.kill_after or whole / 2)
+        _, killed = predict(src, tmp / "b.jsonl", args.model, kill_after=args.kill_after or whole / 2)
         if not killed:
             sys.exit("the second run finished before it was killed: nothing was interrupted, give a smaller --kill-after")
-        print(f"restarted: {predict(src, tmp / 'b.jsonl')[0]:.0f} s to finish")
+        print(f"restarted: {predict(src, tmp / 'b.jsonl', args.model)[0]:.0f} s to finish")
         a, b = (tmp / "a.jsonl").read_bytes(), (tmp / "b.jsonl").read_bytes()
         records = [json.loads(line) for line in a.splitlines()]
         errors = sum("error" in r for r in records)
