@@ -63,16 +63,6 @@ def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
     return runs
 
 
-def split_runtime(runtime: str) -> tuple[str, str]:
-    """A cascade's runtime -> (the fast tier's, the base model's); see the module's docstring."""
-    from .onnxrt import FAST_RUNTIMES
-
-    if "+" in runtime:
-        fast, _, base = runtime.partition("+")
-        return fast, base
-    return (runtime if runtime in FAST_RUNTIMES else "auto"), runtime
-
-
 class CascadePredictor(Predictor):
     """The `Predictor` API (predict, predict_many, clean, line_probs, dumps) over a fast and a base predictor."""
 
@@ -95,7 +85,7 @@ class CascadePredictor(Predictor):
         from . import onnxrt
 
         conf = read_config(folder)
-        fast_runtime, base_runtime = split_runtime(runtime)
+        fast_runtime, base_runtime = onnxrt.split_runtime(runtime)
         names = {fast_tier.ARCH: "fast tier", None: "base model", ARCH: "cascade"}
         for key, want in (("fast", fast_tier.ARCH), ("base", None)):
             got = arch_of(conf[key])

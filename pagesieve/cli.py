@@ -287,10 +287,10 @@ def add_model_options(parser, runtime_default: str | None = "auto"):
 
 def runtime_arg(value: str) -> str:
     """--runtime: one of onnxrt.RUNTIMES, or FAST+BASE for a cascade (checked here: a typo is one line)."""
-    from .onnxrt import FAST_RUNTIMES, RUNTIMES
+    from .onnxrt import FAST_RUNTIMES, RUNTIMES, split_runtime
 
-    fast, plus, base = value.partition("+")
-    if (value in RUNTIMES) if not plus else (fast in FAST_RUNTIMES and base in RUNTIMES):
+    fast, base = split_runtime(value)
+    if fast in FAST_RUNTIMES and base in RUNTIMES:
         return value
     raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(RUNTIMES)}; for a cascade "
                                      f"also FAST+BASE, FAST one of {', '.join(FAST_RUNTIMES)})")

@@ -33,6 +33,15 @@ RUNTIMES = ("auto", "torch", "torch-int8", "torch-bf16", "onnx", "onnx-int8")
 FAST_RUNTIMES = ("auto", "torch", "torch-bf16")  # the fast tier's (pagesieve/fast.py), here: the CLI reads both without torch
 
 
+def split_runtime(runtime: str) -> tuple[str, str]:
+    """A cascade's runtime -> (its fast tier's, its base model's): "FAST+BASE", or one runtime for the base
+    model that the fast tier takes too when it has it (else its "auto"). Unchecked: see resolve_runtime."""
+    if "+" in runtime:
+        fast, _, base = runtime.partition("+")
+        return fast, base
+    return (runtime if runtime in FAST_RUNTIMES else "auto"), runtime
+
+
 def resolve_runtime(runtime: str, device: str) -> str:
     """"auto": ONNX Runtime int8 on a CPU (about as accurate as fp32 and 2x faster), torch elsewhere."""
     if runtime not in RUNTIMES:
