@@ -1,9 +1,10 @@
 """How a cascade's settings trade the base model's tokens for accuracy (docs/model-history.md, candidate C).
 
     python benchmarks/cascade_probe.py                                    # half A, the settings of the table
-    python benchmarks/cascade_probe.py --data runs/validation-A.jsonl --settings 0.85:2:8,0.9:2:0
+    python benchmarks/cascade_probe.py --data runs/validation-A.jsonl --settings 0.85:2:8,0.9:2:0,0.85:2:4:16:32
 
-For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS (0: a context line keeps all its tokens), the released
+For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:LINE_TOKENS[:OVERLAP_TOKENS]] (the settings of
+`pagesieve.cascade`; tokens 0: all the base model reads of a line; no OVERLAP_TOKENS: the base model's), the released
 fast tier and base model (their CPU defaults: bf16 where native, onnx-int8) run as `pagesieve.cascade` runs
 them, on labeled pages; printed: macro-F1 and per-class F1 on the gold lines, the share of lines the fast tier
 is unsure of, and the tokens and segments the base model reads, next to the base model alone. Choose settings
@@ -28,7 +29,8 @@ SETTINGS = ("0.8:0:0,0.8:1:0,0.8:2:0,0.8:2:8,0.8:2:4,0.8:3:8,0.8:4:0,0.7:2:0,0.7
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"), help="labeled pages (JSONL)")
-    ap.add_argument("--settings", default=SETTINGS, help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS")
+    ap.add_argument("--settings", default=SETTINGS,
+                    help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:LINE_TOKENS[:OVERLAP_TOKENS]]")
     args = ap.parse_args(argv)
     from pagesieve import Predictor
     from pagesieve.cascade import CascadePredictor
@@ -55,8 +57,8 @@ def main(argv=None):
     top = np.concatenate([p.max(1) for p in fast.probs(fast.encode(lines))])  # the fast tier's, the same for every setting
     row("base model alone", base.probs(encoded), f"{full:,}, {sum(len(e.windows) for e in encoded):,} windows, –")
     for setting in args.settings.split(","):
-        threshold, context_lines, context_tokens = setting.split(":")
-        cascade = CascadePredictor(fast, base, float(threshold), int(context_lines), int(context_tokens))
+        threshold, *rest = setting.split(":")
+        cascade = CascadePredictor(fast, base, float(threshold), *map(int, rest))
         read = []
         base_probs = base.probs
         base.probs = lambda segments, *a: read.extend(segments) or base_probs(segments, *a)

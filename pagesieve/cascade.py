@@ -8,9 +8,11 @@ an unsure line among its neighbours, as in its own windows. An unsure line takes
 probabilities; every other line keeps the fast tier's. A line's result depends on its own page only.
 
 A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", "fast": "../fast", "base": "..",
-"threshold": ..., "context_lines": ..., "context_tokens": ...}, the two models' folders relative to it
-(`context_tokens` 0: context lines keep all the tokens the base model reads). The released one is
-`model/cascade/` (`--model cascade`); how its settings were chosen: docs/model-history.md.
+"threshold": ..., "context_lines": ..., "context_tokens": ..., "line_tokens": ..., "overlap_tokens": ...}, the two
+models' folders relative to it. `context_tokens` and `line_tokens` (tokens the base model reads of a context line
+and of an unsure line) 0 or absent: all the tokens it reads of a line; `overlap_tokens` (what consecutive windows
+of a long run share) absent: the base model's own. The released one is `model/cascade/` (`--model cascade`); how
+its settings were chosen: docs/model-history.md.
 
 Its runtime is the base model's (`--runtime onnx-int8`, the fast tier then on its auto), one both models have
 (`torch`, `torch-bf16`, `auto`), or one for each, FAST+BASE (`torch+onnx-int8`: the fast tier in fp32 on a CPU
@@ -42,8 +44,13 @@ def read_config(folder: str | Path) -> dict:
         if not isinstance(conf.get(key), str):
             raise ValueError(f"{folder}/config.json: a cascade needs \"{key}\": the folder of its {key} model")
         conf[key] = (folder / conf[key]).resolve()
-    for key, kind in (("threshold", float), ("context_lines", int), ("context_tokens", int)):
+    conf.setdefault("line_tokens", 0)
+    conf.setdefault("overlap_tokens", None)
+    for key, kind in (("threshold", float), ("context_lines", int), ("context_tokens", int), ("line_tokens", int),
+                      ("overlap_tokens", int)):
         value = conf.get(key)
+        if key == "overlap_tokens" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value:
             raise ValueError(f"{folder}/config.json: {key} must be a number ≥ 0{' (whole)' if kind is int else ''}, "
                              f"not {value!r}")
@@ -66,16 +73,25 @@ def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
 class CascadePredictor(Predictor):
     """The `Predictor` API (predict, predict_many, clean, line_probs, dumps) over a fast and a base predictor."""
 
-    def __init__(self, fast: Predictor, base: Predictor, threshold: float, context_lines: int, context_tokens: int):
+    def __init__(self, fast: Predictor, base: Predictor, threshold: float, context_lines: int, context_tokens: int,
+                 line_tokens: int = 0, overlap_tokens: int | None = None):
         self.fast, self.base = fast, base
         self.threshold, self.context_lines, self.context_tokens = float(threshold), int(context_lines), int(context_tokens)
+        self.line_tokens = int(line_tokens)
+        self.overlap_tokens = base.encoder.overlap if overlap_tokens is None else int(overlap_tokens)
         self.device = fast.device
         self.labels = fast.labels
         self.encoder = fast.encoder  # the fast tier's tokens: the base model reads each line's first ones
         self.model = self.onnx = None
         self.parts = (fast, base)  # what dump.model_identity hashes
-        self.config = _Config({"pagesieve_arch": ARCH, "threshold": self.threshold, "context_lines": self.context_lines,
-                               "context_tokens": self.context_tokens})
+        settings = {"pagesieve_arch": ARCH, "threshold": self.threshold, "context_lines": self.context_lines,
+                    "context_tokens": self.context_tokens}
+        # the later settings only where they differ from their defaults: a dump's identity stays that of 0.4.0
+        if self.line_tokens:
+            settings["line_tokens"] = self.line_tokens
+        if self.overlap_tokens != base.encoder.overlap:
+            settings["overlap_tokens"] = self.overlap_tokens
+        self.config = _Config(settings)
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | None = None, runtime: str = "auto") -> "CascadePredictor":
@@ -101,7 +117,8 @@ class CascadePredictor(Predictor):
         if base.encoder.budget > fast.cfg.line_tokens:
             raise ValueError(f"{folder}: the base model reads {base.encoder.budget} tokens of a line, the fast tier only "
                              f"{fast.cfg.line_tokens}: the base model's lines would be cut short")
-        return cls(fast, base, conf["threshold"], conf["context_lines"], conf["context_tokens"])
+        return cls(fast, base, conf["threshold"], conf["context_lines"], conf["context_tokens"], conf["line_tokens"],
+                   conf["overlap_tokens"])
 
     @property
     def default_batch_size(self) -> int:
@@ -111,14 +128,15 @@ class CascadePredictor(Predictor):
         """Per page, (non-blank lines, classes) probabilities; `batch_size`: pages per fast-tier pass (the base
         model batches its windows as it does alone)."""
         out = self.fast.probs(encoded, batch_size)  # checks batch_size
-        budget = self.base.encoder.budget
-        context = min(self.context_tokens or budget, budget)
+        full = self.base.encoder.budget
+        budget, context = min(self.line_tokens or full, full), min(self.context_tokens or full, full)
         jobs, segments = [], []
         for p, (page, probs) in enumerate(zip(encoded, out)):
             unsure = probs.max(1) < self.threshold
             for start, end in unsure_runs(unsure, self.context_lines):
                 toks = [t[:budget] if unsure[j] else t[:context] for j, t in enumerate(page.tokens[start:end], start)]
-                segments.append(self.base.encoder.windows(page.n_lines, page.kept[start:end], toks))
+                segments.append(self.base.encoder.windows(page.n_lines, page.kept[start:end], toks,
+                                                          overlap=self.overlap_tokens))
                 jobs.append((p, start, end, unsure[start:end]))
         for (p, start, end, unsure), probs in zip(jobs, self.base.probs(segments)):
             out[p][start:end][unsure] = probs[unsure]

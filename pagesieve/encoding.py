@@ -197,12 +197,14 @@ class PageEncoder:
             out.append(self.windows(len(lines), k, toks, labels[p] if labels is not None else None))
         return out
 
-    def windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels=None) -> EncodedPage:
-        """The windows over lines `kept` (indexes in a page of `n_lines`) given their tokens (and labels by index)."""
+    def windows(self, n_lines: int, kept: list[int], toks: list[list[int]], labels=None,
+                overlap: int | None = None) -> EncodedPage:
+        """The windows over lines `kept` (indexes in a page of `n_lines`) given their tokens (and labels by index);
+        `overlap`: tokens consecutive windows share (default: the encoder's)."""
         page = EncodedPage(n_lines=n_lines, kept=kept)
         if not kept:
             return page
-        for start, end in self.spans([len(t) for t in toks]):
+        for start, end in self.spans([len(t) for t in toks], overlap):
             ids, types, positions = [self.bos], [0], []
             for j in range(start, end):
                 positions.append(len(ids))
@@ -215,8 +217,10 @@ class PageEncoder:
                 [labels[kept[j]] for j in range(start, end)] if labels is not None else None))
         return page
 
-    def spans(self, lens: list[int]) -> list[tuple[int, int]]:
-        """Greedy [start, end) line spans that fill windows, overlapping by ~`overlap` tokens."""
+    def spans(self, lens: list[int], overlap: int | None = None) -> list[tuple[int, int]]:
+        """Greedy [start, end) line spans that fill windows, overlapping by ~`overlap` tokens (default: the
+        encoder's)."""
+        overlap = self.overlap if overlap is None else max(0, min(overlap, self.capacity // 2))
         spans, n, start = [], len(lens), 0
         while True:
             end, used = start, 0
@@ -227,7 +231,7 @@ class PageEncoder:
             if end >= n:
                 return spans
             back, nxt = 0, end
-            while nxt - 1 > start and back + lens[nxt - 1] <= self.overlap:
+            while nxt - 1 > start and back + lens[nxt - 1] <= overlap:
                 nxt -= 1
                 back += lens[nxt]
             start = nxt
