@@ -47,7 +47,7 @@ def main(argv=None):
 
     def row(name, probs, extra):
         s = scores(gold[scored], np.concatenate([p.argmax(1) for p in probs])[scored])
-        print(f"| {name} | {s['macro_f1']:.3f} | " + " | ".join(f"{s[k]['f1']:.3f}" for k in LABELS) + f" | {extra} |",
+        print(f"| {name} | {s['macro_f1']:.4f} | " + " | ".join(f"{s[k]['f1']:.3f}" for k in LABELS) + f" | {extra} |",
               flush=True)
 
     print("| setting | macro-F1 | " + " | ".join(LABELS) + " | base tokens, segments, unsure lines |")

@@ -146,3 +146,35 @@ def test_cli_labels_with_a_cascade_and_each_model_takes_its_runtime(models, tmp_
     with pytest.raises(SystemExit) as e:  # argparse's one line
         main(["label", str(page), "--model", str(folder), "--runtime", "torch+nope"])
     assert e.value.code == 2 and "FAST+BASE" in capsys.readouterr().err
+
+
+def test_line_tokens_and_overlap_tokens_cut_what_the_base_model_reads(models, test_pages):
+    from pagesieve import Predictor
+    from pagesieve.dump import model_identity
+
+    pages = [t["lines"] * 3 for t in test_pages]  # long pages: runs longer than one of the tiny model's windows
+
+    def read(**settings):
+        p = Predictor.from_pretrained(cascade_dir(models, "read", threshold=1.01, context_lines=1, **settings))
+        seen, probs_of = [], p.base.probs
+        p.base.probs = lambda segments, *a: seen.extend(segments) or probs_of(segments, *a)
+        p.line_probs(pages)
+        return seen, model_identity(p)
+
+    def lines_in(window):  # tokens of each line: from its first token to the next line's (or </s>)
+        ends = window.label_positions[1:] + [len(window.input_ids) - 1]
+        return [e - s for s, e in zip(window.label_positions, ends)]
+
+    full, identity = read()
+    assert max(n for s in full for w in s.windows for n in lines_in(w)) == 8  # the tiny base model's budget
+    short, short_identity = read(line_tokens=3)
+    assert max(n for s in short for w in s.windows for n in lines_in(w)) == 3
+    assert read(line_tokens=0, overlap_tokens=16)[1] == identity != short_identity  # 0 and 16: the defaults
+
+    def shared(segments):  # lines read in two windows of one run
+        return sum(len(set(a.line_ids) & set(b.line_ids)) for s in segments for a, b in zip(s.windows, s.windows[1:]))
+
+    assert shared(full) > 0  # the base model's own overlap: 16 tokens
+    assert shared(read(overlap_tokens=0)[0]) == 0
+    with pytest.raises(ValueError, match="overlap_tokens must be a number"):
+        read(overlap_tokens=-1)
