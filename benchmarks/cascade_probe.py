@@ -4,7 +4,8 @@
     python benchmarks/cascade_probe.py --data runs/validation-A.jsonl --settings 0.85:2:8,0.9:2:0,0.85:2:4:16:32
 
 For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:LINE_TOKENS[:OVERLAP_TOKENS]] (the settings of
-`pagesieve.cascade`; tokens 0: all the base model reads of a line; no OVERLAP_TOKENS: the base model's), the released
+`pagesieve.cascade`; THRESHOLD one number or one per label, in the models' order: 0.7/0.85/0.8/0.85; tokens 0:
+all the base model reads of a line; no OVERLAP_TOKENS: the base model's), the released
 fast tier and base model (their CPU defaults: bf16 where native, onnx-int8) run as `pagesieve.cascade` runs
 them, on labeled pages; printed: macro-F1 and per-class F1 on the gold lines, the share of lines the fast tier
 is unsure of, and the tokens and segments the base model reads, next to the base model alone. Choose settings
@@ -54,11 +55,14 @@ def main(argv=None):
     print("|---" * (3 + len(LABELS)) + "|")
     encoded = base.encode(lines)
     full = sum(len(w.input_ids) for e in encoded for w in e.windows)
-    top = np.concatenate([p.max(1) for p in fast.probs(fast.encode(lines))])  # the fast tier's, the same for every setting
+    fast_probs = np.concatenate(fast.probs(fast.encode(lines)))  # the same for every setting
+    top, fast_label = fast_probs.max(1), fast_probs.argmax(1)
     row("base model alone", base.probs(encoded), f"{full:,}, {sum(len(e.windows) for e in encoded):,} windows, –")
     for setting in args.settings.split(","):
         threshold, *rest = setting.split(":")
-        cascade = CascadePredictor(fast, base, float(threshold), *map(int, rest))
+        per_label = [float(t) for t in threshold.split("/")]
+        threshold = dict(zip(fast.labels, per_label, strict=True)) if len(per_label) > 1 else per_label[0]
+        cascade = CascadePredictor(fast, base, threshold, *map(int, rest))
         read = []
         base_probs = base.probs
         base.probs = lambda segments, *a: read.extend(segments) or base_probs(segments, *a)
@@ -67,7 +71,7 @@ def main(argv=None):
         finally:
             del base.probs
         tokens = sum(len(w.input_ids) for s in read for w in s.windows)
-        unsure = np.mean(top < float(threshold))
+        unsure = np.mean(top < cascade.thresholds[fast_label])
         row(f"cascade {setting}", probs, f"{tokens:,} ({tokens / full:.1%}), {len(read):,}, {unsure:.1%}")
 
 

@@ -2,7 +2,8 @@
 
 Where the fast tier's top probability is high it is about as right as the base model, and most lines are
 such lines; the base model's cost is its encoder over every token. So the cascade runs the fast tier on the
-whole page, then the base model (unchanged) over each run of unsure lines (top probability < `threshold`),
+whole page, then the base model (unchanged) over each run of unsure lines (top probability < `threshold`, one
+number or one per label the fast tier gives the line: {"content": 0.7, "caption": 0.85, ...}),
 widened by `context_lines` lines on either side whose tokens are cut to `context_tokens`: the base model sees
 an unsure line among its neighbours, as in its own windows. An unsure line takes the base model's
 probabilities; every other line keeps the fast tier's. A line's result depends on its own page only.
@@ -46,14 +47,21 @@ def read_config(folder: str | Path) -> dict:
         conf[key] = (folder / conf[key]).resolve()
     conf.setdefault("line_tokens", 0)
     conf.setdefault("overlap_tokens", None)
-    for key, kind in (("threshold", float), ("context_lines", int), ("context_tokens", int), ("line_tokens", int),
-                      ("overlap_tokens", int)):
+    def bad(value, kind):
+        return isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value
+
+    threshold = conf.get("threshold")
+    if isinstance(threshold, dict) and threshold and not any(bad(v, float) for v in threshold.values()):
+        pass  # its labels are checked against the models' (CascadePredictor)
+    elif bad(threshold, float):
+        raise ValueError(f"{folder}/config.json: threshold must be a number ≥ 0 or one per label "
+                         f"({{\"content\": 0.7, ...}}), not {threshold!r}")
+    for key in ("context_lines", "context_tokens", "line_tokens", "overlap_tokens"):
         value = conf.get(key)
         if key == "overlap_tokens" and value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value:
-            raise ValueError(f"{folder}/config.json: {key} must be a number ≥ 0{' (whole)' if kind is int else ''}, "
-                             f"not {value!r}")
+        if bad(value, int):
+            raise ValueError(f"{folder}/config.json: {key} must be a number ≥ 0 (whole), not {value!r}")
     return conf
 
 
@@ -73,10 +81,19 @@ def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
 class CascadePredictor(Predictor):
     """The `Predictor` API (predict, predict_many, clean, line_probs, dumps) over a fast and a base predictor."""
 
-    def __init__(self, fast: Predictor, base: Predictor, threshold: float, context_lines: int, context_tokens: int,
-                 line_tokens: int = 0, overlap_tokens: int | None = None):
+    def __init__(self, fast: Predictor, base: Predictor, threshold: float | dict[str, float], context_lines: int,
+                 context_tokens: int, line_tokens: int = 0, overlap_tokens: int | None = None):
         self.fast, self.base = fast, base
-        self.threshold, self.context_lines, self.context_tokens = float(threshold), int(context_lines), int(context_tokens)
+        if isinstance(threshold, dict):
+            if set(threshold) != set(fast.labels):
+                raise ValueError(f"a cascade's thresholds name each of its labels ({', '.join(fast.labels)}), "
+                                 f"not {', '.join(map(str, threshold))}")
+            self.threshold = {label: float(threshold[label]) for label in fast.labels}
+        else:
+            self.threshold = float(threshold)
+        self.thresholds = np.array([self.threshold[label] for label in fast.labels] if isinstance(threshold, dict)
+                                   else [self.threshold] * len(fast.labels), dtype=np.float32)  # by the fast tier's label
+        self.context_lines, self.context_tokens = int(context_lines), int(context_tokens)
         self.line_tokens = int(line_tokens)
         self.overlap_tokens = base.encoder.overlap if overlap_tokens is None else int(overlap_tokens)
         self.device = fast.device
@@ -132,7 +149,7 @@ class CascadePredictor(Predictor):
         budget, context = min(self.line_tokens or full, full), min(self.context_tokens or full, full)
         jobs, segments = [], []
         for p, (page, probs) in enumerate(zip(encoded, out)):
-            unsure = probs.max(1) < self.threshold
+            unsure = probs.max(1) < self.thresholds[probs.argmax(1)]
             for start, end in unsure_runs(unsure, self.context_lines):
                 toks = [t[:budget] if unsure[j] else t[:context] for j, t in enumerate(page.tokens[start:end], start)]
                 segments.append(self.base.encoder.windows(page.n_lines, page.kept[start:end], toks,
