@@ -178,3 +178,30 @@ def test_line_tokens_and_overlap_tokens_cut_what_the_base_model_reads(models, te
     assert shared(read(overlap_tokens=0)[0]) == 0
     with pytest.raises(ValueError, match="overlap_tokens must be a number"):
         read(overlap_tokens=-1)
+
+
+def test_a_threshold_for_each_label_the_fast_tier_gives(models, test_pages):
+    from pagesieve import Predictor
+
+    pages = [t["lines"] for t in test_pages]
+    fast = Predictor.from_pretrained(models / "fast")
+    fast_probs = [p for _, p in fast.line_probs(pages)]
+    # content lines: never unsure; every other line: always
+    p = Predictor.from_pretrained(cascade_dir(models, "per_label", context_lines=0, threshold={
+        "content": 0.0, "caption": 1.01, "navigation": 1.01, "ui_chrome": 1.01}))
+    some = 0
+    for (_, c), f in zip(p.line_probs(pages), fast_probs):
+        content = f.argmax(1) == fast.labels.index("content")
+        np.testing.assert_array_equal(c[content], f[content])
+        assert not np.allclose(c[~content], f[~content], atol=1e-4) or not (~content).any()
+        some += content.any() and (~content).any()
+    assert some
+    same = dict.fromkeys(fast.labels, 0.6)
+    a = Predictor.from_pretrained(cascade_dir(models, "one", threshold=0.6)).line_probs(pages)
+    b = Predictor.from_pretrained(cascade_dir(models, "each", threshold=same)).line_probs(pages)
+    for (_, x), (_, y) in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="name each of its labels"):
+        Predictor.from_pretrained(cascade_dir(models, "bad", threshold={"content": 0.5}))
+    with pytest.raises(ValueError, match="threshold must be a number ≥ 0 or one per label"):
+        Predictor.from_pretrained(cascade_dir(models, "bad", threshold={**same, "caption": "high"}))
