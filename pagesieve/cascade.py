@@ -103,7 +103,7 @@ class CascadePredictor(Predictor):
         self.parts = (fast, base)  # what dump.model_identity hashes
         settings = {"pagesieve_arch": ARCH, "threshold": self.threshold, "context_lines": self.context_lines,
                     "context_tokens": self.context_tokens}
-        # the later settings only where they differ from their defaults: a dump's identity stays that of 0.4.0
+        # the later settings only where they differ from their defaults: a config without them keeps its identity
         if self.line_tokens:
             settings["line_tokens"] = self.line_tokens
         if self.overlap_tokens != base.encoder.overlap:

@@ -844,7 +844,7 @@ def model_identity(predictor) -> dict:
     h.update(config.to_json_string().encode() if config is not None else b"")
     onnx, model = getattr(predictor, "onnx", None), getattr(predictor, "model", None)
     if onnx is not None:
-        runtime = f"onnx {Path(onnx.path).name}"
+        runtime = f"onnx {Path(onnx.path).name}" + "".join(f" -{o}" for o in getattr(onnx, "disabled", ()))
         h.update(runtime.encode())
     elif model is not None:
         import torch
