@@ -3,7 +3,7 @@
     python benchmarks/cascade_probe.py                                    # half A, the settings of the table
     python benchmarks/cascade_probe.py --data runs/validation-A.jsonl --settings 0.85:2:8,0.9:2:0,0.85:2:4:16:32
 
-For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:LINE_TOKENS[:OVERLAP_TOKENS]] (the settings of
+For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:UNSURE_TOKENS[:OVERLAP_TOKENS]] (the settings of
 `pagesieve.cascade`; THRESHOLD one number or one per label, in the models' order: 0.7/0.85/0.8/0.85; tokens 0:
 all the base model reads of a line; no OVERLAP_TOKENS: the base model's), the released
 fast tier and base model (their CPU defaults: bf16 where native, onnx-int8) run as `pagesieve.cascade` runs
@@ -31,7 +31,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"), help="labeled pages (JSONL)")
     ap.add_argument("--settings", default=SETTINGS,
-                    help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:LINE_TOKENS[:OVERLAP_TOKENS]]")
+                    help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:UNSURE_TOKENS[:OVERLAP_TOKENS]]")
     args = ap.parse_args(argv)
     from pagesieve import Predictor
     from pagesieve.cascade import CascadePredictor
@@ -61,7 +61,9 @@ def main(argv=None):
     for setting in args.settings.split(","):
         threshold, *rest = setting.split(":")
         per_label = [float(t) for t in threshold.split("/")]
-        threshold = dict(zip(fast.labels, per_label, strict=True)) if len(per_label) > 1 else per_label[0]
+        if len(per_label) not in (1, len(fast.labels)):
+            ap.error(f"{setting}: one threshold, or one per label ({'/'.join(fast.labels)})")
+        threshold = dict(zip(fast.labels, per_label)) if len(per_label) > 1 else per_label[0]
         cascade = CascadePredictor(fast, base, threshold, *map(int, rest))
         read = []
         base_probs = base.probs

@@ -33,13 +33,17 @@ def main(argv=None):
     ap.add_argument("--pages", type=int, default=30, help="how many of them (default 30)")
     ap.add_argument("--model", default="model", help="a base model folder (default: the released one)")
     ap.add_argument("--fp32", action="store_true", help="the fp32 export instead of int8")
-    from pagesieve.onnxrt import DISABLED_OPTIMIZERS
-
-    ap.add_argument("--disable", default=",".join(DISABLED_OPTIMIZERS),
+    ap.add_argument("--disable", default=None,
                     help="comma-separated ONNX Runtime optimizers to switch off (default: pagesieve's; '' for none)")
     ap.add_argument("--top", type=int, default=15, help="operators printed (default 15)")
     ap.add_argument("--ab", type=int, default=0, metavar="N", help="time pagesieve's graph against every fusion, N rounds")
     args = ap.parse_args(argv)
+    from pagesieve.onnxrt import DISABLED_OPTIMIZERS
+
+    if args.disable is None:
+        args.disable = ",".join(DISABLED_OPTIMIZERS)
+    if args.ab and not args.disable:
+        ap.error("--ab times the graph without the --disable optimizers against every fusion: name some")
     import numpy as np
     import onnxruntime as ort
 
@@ -77,7 +81,6 @@ def main(argv=None):
     print("| operator | kernel ms | share | calls |\n|---|---|---|---|")
     for op, us in time_of.most_common(args.top):
         print(f"| {op} | {us / 1e3:,.1f} | {us / total:.1%} | {calls[op]:,} |")
-
 
 
 def ab(ort, opts, path, feeds, args):

@@ -9,10 +9,10 @@ an unsure line among its neighbours, as in its own windows. An unsure line takes
 probabilities; every other line keeps the fast tier's. A line's result depends on its own page only.
 
 A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", "fast": "../fast", "base": "..",
-"threshold": ..., "context_lines": ..., "context_tokens": ..., "line_tokens": ..., "overlap_tokens": ...}, the two
-models' folders relative to it. `context_tokens` and `line_tokens` (tokens the base model reads of a context line
-and of an unsure line) 0 or absent: all the tokens it reads of a line; `overlap_tokens` (what consecutive windows
-of a long run share) absent: the base model's own. The released one is `model/cascade/` (`--model cascade`); how
+"threshold": ..., "context_lines": ..., "context_tokens": ..., "unsure_tokens": ..., "overlap_tokens": ...}, the
+two models' folders relative to it. `context_tokens` and `unsure_tokens` (tokens the base model reads of a context
+line and of an unsure line) 0 (or for `unsure_tokens` absent): all the tokens it reads of a line; `overlap_tokens`
+(what consecutive windows of a long run share) absent: the base model's own. The released one is `model/cascade/` (`--model cascade`); how
 its settings were chosen: docs/model-history.md.
 
 Its runtime is the base model's (`--runtime onnx-int8`, the fast tier then on its auto), one both models have
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .fast import EncodedLines, _Config
+from .labels import LABELS
 from .modeling import arch_of
 from .predictor import Predictor
 
@@ -37,32 +38,43 @@ def is_cascade_dir(folder: str | Path) -> bool:
     return arch_of(folder) == ARCH
 
 
+SETTINGS = ("threshold", "context_lines", "context_tokens", "unsure_tokens", "overlap_tokens")
+
+
 def read_config(folder: str | Path) -> dict:
     """The cascade's settings, with `fast` and `base` as absolute folders; a ValueError says what is wrong."""
     folder = Path(folder)
     conf = json.loads((folder / "config.json").read_text())
+    unknown = sorted(set(conf) - {"pagesieve_arch", "fast", "base", *SETTINGS})
+    if unknown:
+        raise ValueError(f"{folder}/config.json: unknown setting(s) {', '.join(unknown)}: a cascade has fast, base, "
+                         f"{', '.join(SETTINGS)}")
     for key in ("fast", "base"):
         if not isinstance(conf.get(key), str):
             raise ValueError(f"{folder}/config.json: a cascade needs \"{key}\": the folder of its {key} model")
         conf[key] = (folder / conf[key]).resolve()
-    conf.setdefault("line_tokens", 0)
-    conf.setdefault("overlap_tokens", None)
+    try:
+        check_settings(*(conf.get(key) for key in SETTINGS))
+    except ValueError as e:
+        raise ValueError(f"{folder}/config.json: {e}") from None
+    return conf
+
+
+def check_settings(threshold, context_lines, context_tokens, unsure_tokens=None, overlap_tokens=None, labels=LABELS):
+    """A ValueError naming the first bad setting (None: the default, where a setting has one)."""
     def bad(value, kind):
         return isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value
 
-    threshold = conf.get("threshold")
-    if isinstance(threshold, dict) and threshold and not any(bad(v, float) for v in threshold.values()):
-        pass  # its labels are checked against the models' (CascadePredictor)
-    elif bad(threshold, float):
-        raise ValueError(f"{folder}/config.json: threshold must be a number ≥ 0 or one per label "
-                         f"({{\"content\": 0.7, ...}}), not {threshold!r}")
-    for key in ("context_lines", "context_tokens", "line_tokens", "overlap_tokens"):
-        value = conf.get(key)
-        if key == "overlap_tokens" and value is None:
-            continue
-        if bad(value, int):
-            raise ValueError(f"{folder}/config.json: {key} must be a number ≥ 0 (whole), not {value!r}")
-    return conf
+    if isinstance(threshold, dict):
+        if set(threshold) != set(labels) or len(threshold) != len(labels):
+            raise ValueError(f"threshold must name each label once ({', '.join(labels)}), not "
+                             f"{', '.join(map(str, threshold)) or 'none'}")
+    if any(bad(v, float) for v in (threshold.values() if isinstance(threshold, dict) else [threshold])):
+        raise ValueError(f"threshold must be a number ≥ 0 or one per label ({{\"content\": 0.7, ...}}), not {threshold!r}")
+    for key, value in (("context_lines", context_lines), ("context_tokens", context_tokens),
+                       ("unsure_tokens", unsure_tokens), ("overlap_tokens", overlap_tokens)):
+        if (value is not None or key in ("context_lines", "context_tokens")) and bad(value, int):
+            raise ValueError(f"{key} must be a number ≥ 0 (whole), not {value!r}")
 
 
 def unsure_runs(unsure: np.ndarray, context: int) -> list[tuple[int, int]]:
@@ -82,20 +94,17 @@ class CascadePredictor(Predictor):
     """The `Predictor` API (predict, predict_many, clean, line_probs, dumps) over a fast and a base predictor."""
 
     def __init__(self, fast: Predictor, base: Predictor, threshold: float | dict[str, float], context_lines: int,
-                 context_tokens: int, line_tokens: int = 0, overlap_tokens: int | None = None):
+                 context_tokens: int, unsure_tokens: int | None = None, overlap_tokens: int | None = None):
+        check_settings(threshold, context_lines, context_tokens, unsure_tokens, overlap_tokens, fast.labels)
         self.fast, self.base = fast, base
-        if isinstance(threshold, dict):
-            if set(threshold) != set(fast.labels):
-                raise ValueError(f"a cascade's thresholds name each of its labels ({', '.join(fast.labels)}), "
-                                 f"not {', '.join(map(str, threshold))}")
-            self.threshold = {label: float(threshold[label]) for label in fast.labels}
-        else:
-            self.threshold = float(threshold)
-        self.thresholds = np.array([self.threshold[label] for label in fast.labels] if isinstance(threshold, dict)
-                                   else [self.threshold] * len(fast.labels), dtype=np.float32)  # by the fast tier's label
-        self.context_lines, self.context_tokens = int(context_lines), int(context_tokens)
-        self.line_tokens = int(line_tokens)
-        self.overlap_tokens = base.encoder.overlap if overlap_tokens is None else int(overlap_tokens)
+        # the settings as they act (so that settings that act alike are one dump identity)
+        by_label = [float(threshold[label]) for label in fast.labels] if isinstance(threshold, dict) else [float(threshold)]
+        self.threshold = by_label[0] if len(set(by_label)) == 1 else dict(zip(fast.labels, by_label))
+        self.thresholds = np.array(by_label * (len(fast.labels) // len(by_label)), dtype=np.float32)  # by fast label
+        full, enc = base.encoder.budget, base.encoder
+        self.context_lines, self.context_tokens = int(context_lines), min(int(context_tokens), full) % full
+        self.unsure_tokens = min(int(unsure_tokens or 0), full) % full  # 0: all the base model reads of a line
+        self.overlap_tokens = enc.overlap if overlap_tokens is None else min(int(overlap_tokens), enc.capacity // 2)
         self.device = fast.device
         self.labels = fast.labels
         self.encoder = fast.encoder  # the fast tier's tokens: the base model reads each line's first ones
@@ -104,9 +113,9 @@ class CascadePredictor(Predictor):
         settings = {"pagesieve_arch": ARCH, "threshold": self.threshold, "context_lines": self.context_lines,
                     "context_tokens": self.context_tokens}
         # the later settings only where they differ from their defaults: a config without them keeps its identity
-        if self.line_tokens:
-            settings["line_tokens"] = self.line_tokens
-        if self.overlap_tokens != base.encoder.overlap:
+        if self.unsure_tokens:
+            settings["unsure_tokens"] = self.unsure_tokens
+        if self.overlap_tokens != enc.overlap:
             settings["overlap_tokens"] = self.overlap_tokens
         self.config = _Config(settings)
 
@@ -134,8 +143,7 @@ class CascadePredictor(Predictor):
         if base.encoder.budget > fast.cfg.line_tokens:
             raise ValueError(f"{folder}: the base model reads {base.encoder.budget} tokens of a line, the fast tier only "
                              f"{fast.cfg.line_tokens}: the base model's lines would be cut short")
-        return cls(fast, base, conf["threshold"], conf["context_lines"], conf["context_tokens"], conf["line_tokens"],
-                   conf["overlap_tokens"])
+        return cls(fast, base, *(conf.get(key) for key in SETTINGS))
 
     @property
     def default_batch_size(self) -> int:
@@ -146,7 +154,7 @@ class CascadePredictor(Predictor):
         model batches its windows as it does alone)."""
         out = self.fast.probs(encoded, batch_size)  # checks batch_size
         full = self.base.encoder.budget
-        budget, context = min(self.line_tokens or full, full), min(self.context_tokens or full, full)
+        budget, context = self.unsure_tokens or full, self.context_tokens or full
         jobs, segments = [], []
         for p, (page, probs) in enumerate(zip(encoded, out)):
             unsure = probs.max(1) < self.thresholds[probs.argmax(1)]

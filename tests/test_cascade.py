@@ -148,7 +148,7 @@ def test_cli_labels_with_a_cascade_and_each_model_takes_its_runtime(models, tmp_
     assert e.value.code == 2 and "FAST+BASE" in capsys.readouterr().err
 
 
-def test_line_tokens_and_overlap_tokens_cut_what_the_base_model_reads(models, test_pages):
+def test_unsure_tokens_and_overlap_tokens_cut_what_the_base_model_reads(models, test_pages):
     from pagesieve import Predictor
     from pagesieve.dump import model_identity
 
@@ -167,21 +167,27 @@ def test_line_tokens_and_overlap_tokens_cut_what_the_base_model_reads(models, te
 
     full, identity = read()
     assert max(n for s in full for w in s.windows for n in lines_in(w)) == 8  # the tiny base model's budget
-    short, short_identity = read(line_tokens=3)
+    short, short_identity = read(unsure_tokens=3)
     assert max(n for s in short for w in s.windows for n in lines_in(w)) == 3
-    assert read(line_tokens=0, overlap_tokens=16)[1] == identity != short_identity  # 0 and 16: the defaults
+    assert read(unsure_tokens=0, overlap_tokens=16)[1] == identity != short_identity  # 0 and 16: the defaults
+    assert read(unsure_tokens=8)[1] == read(unsure_tokens=99)[1] == identity  # all of the 8 it reads: the default
 
     def shared(segments):  # lines read in two windows of one run
         return sum(len(set(a.line_ids) & set(b.line_ids)) for s in segments for a, b in zip(s.windows, s.windows[1:]))
 
     assert shared(full) > 0  # the base model's own overlap: 16 tokens
     assert shared(read(overlap_tokens=0)[0]) == 0
+    assert read(overlap_tokens=10**6)[1] == read(overlap_tokens=31)[1]  # at most half a window (62 tokens) either way
     with pytest.raises(ValueError, match="overlap_tokens must be a number"):
         read(overlap_tokens=-1)
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) overlap: a cascade has"):
+        read(overlap=0)
 
 
 def test_a_threshold_for_each_label_the_fast_tier_gives(models, test_pages):
     from pagesieve import Predictor
+    from pagesieve.cascade import CascadePredictor
+    from pagesieve.dump import model_identity
 
     pages = [t["lines"] for t in test_pages]
     fast = Predictor.from_pretrained(models / "fast")
@@ -201,7 +207,12 @@ def test_a_threshold_for_each_label_the_fast_tier_gives(models, test_pages):
     b = Predictor.from_pretrained(cascade_dir(models, "each", threshold=same)).line_probs(pages)
     for (_, x), (_, y) in zip(a, b):
         np.testing.assert_array_equal(x, y)
-    with pytest.raises(ValueError, match="name each of its labels"):
+    assert model_identity(Predictor.from_pretrained(cascade_dir(models, "each", threshold=same))) == \
+        model_identity(Predictor.from_pretrained(cascade_dir(models, "one", threshold=0.6)))  # they act alike
+    with pytest.raises(ValueError, match="threshold must name each label once .*, not content"):
         Predictor.from_pretrained(cascade_dir(models, "bad", threshold={"content": 0.5}))
-    with pytest.raises(ValueError, match="threshold must be a number ≥ 0 or one per label"):
-        Predictor.from_pretrained(cascade_dir(models, "bad", threshold={**same, "caption": "high"}))
+    for value in ("high", True, -0.1):
+        with pytest.raises(ValueError, match="threshold must be a number ≥ 0 or one per label"):
+            Predictor.from_pretrained(cascade_dir(models, "bad", threshold={**same, "caption": value}))
+    with pytest.raises(ValueError, match="threshold must name each label once"):  # refused without a config too
+        CascadePredictor(fast, fast, {"content": 0.5}, 1, 0)
