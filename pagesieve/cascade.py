@@ -12,8 +12,8 @@ A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", 
 "threshold": ..., "context_lines": ..., "context_tokens": ..., "unsure_tokens": ..., "overlap_tokens": ...}, the
 two models' folders relative to it. `context_tokens` and `unsure_tokens` (tokens the base model reads of a context
 line and of an unsure line) 0 (or for `unsure_tokens` absent): all the tokens it reads of a line; `overlap_tokens`
-(what consecutive windows of a long run share) absent: the base model's own. The released one is `model/cascade/` (`--model cascade`); how
-its settings were chosen: docs/model-history.md.
+(what consecutive windows of a long run share) absent: the base model's own. The released one is
+`model/cascade/` (`--model cascade`); how its settings were chosen: docs/model-history.md.
 
 Its runtime is the base model's (`--runtime onnx-int8`, the fast tier then on its auto), one both models have
 (`torch`, `torch-bf16`, `auto`), or one for each, FAST+BASE (`torch+onnx-int8`: the fast tier in fp32 on a CPU
