@@ -53,10 +53,8 @@ def main(argv=None):
     with open(args.data, encoding="utf-8") as fh:
         pages = [json.loads(line)["lines"] for line, _ in zip(fh, range(args.pages))]
     windows = [w for page in base.encode(pages) for w in page.windows]
-    feeds = [{"inputs_embeds": base.onnx.word_table[np.array([w.input_ids])].astype(np.float32),
-              "attention_mask": np.ones((1, len(w.input_ids)), np.int64),
-              "token_type_ids": np.array([w.token_type_ids], np.int64),
-              "label_positions": np.array([w.label_positions], np.int64)} for w in windows]
+    feeds = [base.onnx.feed(np.array([w.input_ids]), np.ones((1, len(w.input_ids)), np.int64),
+                            np.array([w.token_type_ids]), np.array([w.label_positions])) for w in windows]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

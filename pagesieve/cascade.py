@@ -66,7 +66,7 @@ def check_settings(threshold, context_lines, context_tokens, unsure_tokens=None,
         return isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value
 
     if isinstance(threshold, dict):
-        if set(threshold) != set(labels) or len(threshold) != len(labels):
+        if set(threshold) != set(labels):
             raise ValueError(f"threshold must name each label once ({', '.join(labels)}), not "
                              f"{', '.join(map(str, threshold)) or 'none'}")
     if any(bad(v, float) for v in (threshold.values() if isinstance(threshold, dict) else [threshold])):

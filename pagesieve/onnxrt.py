@@ -264,15 +264,17 @@ class OnnxForward:
         self.path = exported(model, int8)
         self.disabled = DISABLED_OPTIMIZERS  # what dump.model_identity names besides the file
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"],
-                                            disabled_optimizers=list(DISABLED_OPTIMIZERS))
+                                            disabled_optimizers=list(self.disabled))
         self.word_table = model.get_input_embeddings().weight.detach().to(torch.float16).numpy()
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
                  label_positions: np.ndarray) -> np.ndarray:
-        vectors = self.word_table[input_ids].astype(np.float32)
-        feed = {"inputs_embeds": vectors, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-                "label_positions": label_positions}
-        return self.session.run(["logits"], feed)[0]
+        return self.session.run(["logits"], self.feed(input_ids, attention_mask, token_type_ids, label_positions))[0]
+
+    def feed(self, input_ids, attention_mask, token_type_ids, label_positions) -> dict:
+        """The session's inputs: the word vectors looked up here (the graph holds no word table)."""
+        return {"inputs_embeds": self.word_table[input_ids].astype(np.float32), "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids, "label_positions": label_positions}
 
     def map(self, fn, items: list) -> list:
         """[fn(item) for item in items], `threads` at a time (ONNX Runtime releases the GIL while it runs)."""
