@@ -69,6 +69,26 @@ def test_freeze_layers_applies_to_a_checkpoint_init_too(tiny_model_dir):
         build_model(TrainConfig(init=str(tiny_model_dir), num_layers=2, freeze_layers=3))
 
 
+def test_init_layers_pick_a_checkpoints_layers(tiny_model_dir):
+    import torch
+
+    from pagesieve import modeling
+    from pagesieve.training import build_model
+
+    teacher = modeling.load(tiny_model_dir)
+    enc = dict(max_length=64, line_token_budget=8, overlap=16)
+    student = build_model(TrainConfig(init=str(tiny_model_dir), num_layers=1, init_layers=[1], **enc))
+    assert student.config.num_hidden_layers == 1 and len(student.bert.encoder.layer) == 1
+    assert torch.equal(student.bert.encoder.layer[0].output.dense.weight, teacher.bert.encoder.layer[1].output.dense.weight)
+    lowest = build_model(TrainConfig(init=str(tiny_model_dir), num_layers=1, **enc))
+    assert torch.equal(lowest.bert.encoder.layer[0].output.dense.weight, teacher.bert.encoder.layer[0].output.dense.weight)
+    for bad, match in (([1, 0], "increasing"), ([2], "increasing"), ([0, 1], "num_layers is 1")):
+        with pytest.raises(ValueError, match=match):
+            build_model(TrainConfig(init=str(tiny_model_dir), num_layers=1, init_layers=bad, **enc))
+    with pytest.raises(ValueError, match="checkpoint"):
+        TrainConfig.load(None, ["init_layers=[0]"])
+
+
 def test_all_configs_parse():
     configs = sorted((ROOT / "configs").glob("*.yaml"))
     assert {c.stem for c in configs} >= {"cpu", "cpu-finetune", "gpu", "gpu-finetune", "tiny"}
