@@ -123,3 +123,38 @@ def test_site_split_is_stable_and_keeps_shared_train_sites():
     assert split == [annotate.site_split(s, "ru", set()) for s in sites]
     assert 0.15 < split.count("validation") / len(sites) < 0.35
     assert annotate.site_split(sites[split.index("validation")], "ru", {sites[split.index("validation")]}) == "train"
+
+
+def test_a_test_set_takes_only_new_held_out_sites(tmp_path, monkeypatch):
+    corpora = tmp_path / "corpora"
+    corpora.mkdir()
+    make_corpus(corpora)  # c/0..c/7 on site0..site3 (c/i on site i % 4); c/0 gold dev, c/1 gold train
+    held_out = {"site2.example", "site3.example"}
+    monkeypatch.setattr(annotate, "site_split", lambda site, lang, train_sites: "validation" if site in held_out else "train")
+    gold = tmp_path / "gold"
+    gold.mkdir()
+    with gzip.open(annotate.gold_file(gold, "validation"), "wt") as fh:  # site3 already has a gold page
+        fh.write(json.dumps({"id": "c/3", "site": "site3.example", "labels": []}) + "\n")
+    work = tmp_path / "work"
+    whole = annotate.queue(work, corpora, corpora / "dev.jsonl", corpora / "train.jsonl")
+    order = annotate.queue(work, corpora, corpora / "dev.jsonl", corpora / "train.jsonl", new_held_out=gold)
+    assert sorted(it["id"] for it in order) == ["c/2", "c/6"]  # not site3 (gold), not train sites
+    assert order == [it for it in whole if it["site"] == "site2.example"]  # in the whole queue's order
+
+    annotate.make_batches(work, corpora, ["t1"], n_pages=5, max_batch_lines=1000)
+    index = annotate._corpus_index(corpora)
+    meta = json.loads((work / "batches" / "t1.json").read_text())
+    for p in meta:
+        p["labels_for_test"] = [label_of(l["text"]) for l in annotate.hinted_lines(index[p["id"]])]
+    (work / "batches" / "t1.json").write_text(json.dumps(meta))
+    (work / "answers").mkdir()
+    (work / "answers" / "t1.x.txt").write_text(answer_for(work / "batches" / "t1.json"))
+    out = tmp_path / "out"
+    annotate.collect(work, corpora, out, corpora / "train.jsonl", test=True)
+    stored = annotate._read_stored(annotate.gold_file(out, "test"))
+    assert sorted(p["id"] for p in stored) == ["c/2", "c/6"] and {p["split"] for p in stored} == {"test"}
+    assert not annotate.gold_file(out, "validation").exists()
+    with gzip.open(annotate.gold_file(out, "validation"), "wt") as fh:
+        fh.write("")
+    card = annotate.card(out, corpora, corpora / "train.jsonl")
+    assert "Test: 2 pages of 1 held-out sites" in card and "| label | train lines | validation lines | test lines |" in card

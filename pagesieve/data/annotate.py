@@ -225,9 +225,12 @@ def _corpus_index(corpora: Path) -> dict[str, dict]:
     return {r["id"]: r for r in iter_records(corpora) if "_reject" not in r and isinstance(r.get("html"), str)}
 
 
-def queue(work: Path, corpora: Path, gold_dev: Path, gold_train: Path, max_lines: int = 700) -> list[dict]:
+def queue(work: Path, corpora: Path, gold_dev: Path, gold_train: Path, max_lines: int = 700,
+          new_held_out: Path | None = None) -> list[dict]:
     """All candidate pages in annotation order: every language but en/de first (round-robin over
-    languages), then en/de round-robin over (corpus, page type) with one page per site first."""
+    languages), then en/de round-robin over (corpus, page type) with one page per site first.
+    `new_held_out` (a gold folder): only pages of held-out (validation) sites that no page stored there
+    has, for a test set that judges models trained before it was annotated."""
     from .build import MAX_HTML
     from .pages import read_pages
 
@@ -235,6 +238,10 @@ def queue(work: Path, corpora: Path, gold_dev: Path, gold_train: Path, max_lines
     train = list(read_pages(gold_train))
     train_ids = {p["id"] for p in train}
     train_sites = {site_of(p) for p in train}
+    known_sites = set()
+    if new_held_out is not None:
+        known_sites = {p["site"] for split in ("train", "validation", "test") if gold_file(new_held_out, split).exists()
+                       for p in _read_stored(gold_file(new_held_out, split))}
     other, main = collections.defaultdict(list), collections.defaultdict(list)
     seen_sites = collections.Counter()
     recs = sorted(_corpus_index(corpora).values(), key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())
@@ -263,11 +270,14 @@ def queue(work: Path, corpora: Path, gold_dev: Path, gold_train: Path, max_lines
         seen_sites[site] += 1
     order = _round_robin([[it for _, it in v] for _, v in sorted(other.items())])
     order += _round_robin([[it for _, it in sorted(v, key=lambda x: x[0])] for _, v in sorted(main.items(), key=str)])
+    if new_held_out is not None:  # filtered after ordering: the pages keep their places in the whole queue
+        order = [it for it in order if it["split"] == "validation" and it["site"] not in known_sites]
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "queue.jsonl", "w") as fh:
         for it in order:
             fh.write(json.dumps(it) + "\n")
-    print(f"queue: {len(order)} pages ({sum(len(v) for v in other.values())} not en/de); skipped {dict(skipped)}",
+    print(f"queue: {len(order)} pages ({sum(it['lang'] not in ('en', 'de') for it in order)} not en/de); "
+          f"skipped {dict(skipped)}",
           file=sys.stderr)
     return order
 
@@ -354,10 +364,11 @@ def _answers(work: Path) -> tuple[dict, dict, list]:
     return answers, reviews, problems
 
 
-def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
+def collect(work: Path, corpora: Path, out: Path, gold_train: Path, test: bool = False) -> dict:
     """Answers -> stored gold pages (line hashes + labels). A doubly annotated page keeps both
     independent answers (`labels_a`, `labels_b`); a reviewed page (a review batch settled its
-    disagreements) takes the reviewer's labels and rule; otherwise `labels` are the first answer's."""
+    disagreements) takes the reviewer's labels and rule; otherwise `labels` are the first answer's.
+    With `test`, pages of held-out sites are stored as the split "test" (test.jsonl.gz), not validation."""
     from .pages import read_pages
 
     train_sites = {site_of(p) for p in read_pages(gold_train)}
@@ -371,7 +382,8 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
         page_type = rec.get("page_type") or next((a[4] for a in ans if a[4]), None) or \
             CORPUS_PAGE_TYPE.get(rec.get("corpus"))
         page = {"id": pid, "corpus": rec.get("corpus"), "url": rec.get("url"), "lang": rec.get("lang"),
-                "page_type": page_type, "site": site, "split": site_split(site, rec.get("lang"), train_sites),
+                "page_type": page_type, "site": site,
+                "split": split_of(site_split(site, rec.get("lang"), train_sites), test),
                 "renderer": RENDERER, "line_hashes": first[3], "labels": first[2], "annotator": first[1]}
         others = [a for a in ans[1:] if a[1] != first[1]]  # the same annotator twice is not independent
         if len(others) < len(ans) - 1:
@@ -383,7 +395,7 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
             page["reviewer"], page["labels"], page["review_rule"] = reviews[pid]
         records.append(page)
     out.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "validation"):
+    for split in ("train", "test" if test else "validation"):
         import gzip
 
         with gzip.open(gold_file(out, split), "wt", encoding="utf-8") as fh:
@@ -395,6 +407,10 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path) -> dict:
     print(f"collect: {len(records)} pages ({sum('labels_b' in p for p in records)} double, {len(reviews)} reviewed) "
           f"-> {out}; {len(problems)} problems", file=sys.stderr)
     return {"pages": len(records), "problems": problems}
+
+
+def split_of(site_split: str, test: bool) -> str:
+    return "test" if test and site_split == "validation" else site_split
 
 
 def _as_ranges(labels: list[str]) -> list[str]:
@@ -548,9 +564,10 @@ def card(gold: Path, corpora: Path, shared_train: Path) -> str:
         return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
                          ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
-    recs = {split: _read_stored(gold_file(gold, split)) for split in ("train", "validation")}
+    recs = {split: _read_stored(gold_file(gold, split)) for split in ("train", "validation", "test")
+            if split != "test" or gold_file(gold, split).exists()}
     shared = list(read_pages(shared_train))
-    allp = recs["train"] + recs["validation"]
+    allp = [p for v in recs.values() for p in v]
     text = ["# Gold data card", "",
             "Recomputed from the stored pages by `python -m pagesieve.data annotate card --gold data/gold`.", ""]
     train_langs = {p.get("lang") or "?" for p in recs["train"] + shared}
@@ -559,10 +576,14 @@ def card(gold: Path, corpora: Path, shared_train: Path) -> str:
              f"{len({p['site'] for p in recs['validation']})} held-out sites in "
              f"{len({p.get('lang') or '?' for p in recs['validation']})} languages).",
              f"With the shared gold train pages ({len(shared)}): gold train {len(recs['train']) + len(shared)} pages "
-             f"in {len(train_langs - {'?'})} languages.", ""]
+             f"in {len(train_langs - {'?'})} languages."]
+    if "test" in recs:
+        text += [f"Test: {len(recs['test'])} pages of {len({p['site'] for p in recs['test']})} held-out sites that "
+                 f"no other gold page has, annotated after the models they judge were trained (`test.jsonl.gz`)."]
+    text += [""]
     labels = {split: collections.Counter(l for p in v for l in p["labels"]) for split, v in recs.items()}
-    text += ["## Labels", "", table([[k, labels["train"][k], labels["validation"][k]] for k in LABELS],
-                                    ["label", "train lines", "validation lines"]), ""]
+    text += ["## Labels", "", table([[k] + [labels[split][k] for split in recs] for k in LABELS],
+                                    ["label"] + [f"{split} lines" for split in recs]), ""]
 
     def by(key):
         c = collections.defaultdict(collections.Counter)
@@ -570,11 +591,11 @@ def card(gold: Path, corpora: Path, shared_train: Path) -> str:
             for p in v:
                 c[p.get(key) or "?"][split] += 1
                 c[p.get(key) or "?"]["lines"] += len(p["labels"])
-        return [[k, n["train"], n["validation"], n["lines"]] for k, n in
-                sorted(c.items(), key=lambda x: (-x[1]["train"] - x[1]["validation"], x[0]))]
+        return [[k] + [n[split] for split in recs] + [n["lines"]] for k, n in
+                sorted(c.items(), key=lambda x: (-sum(x[1][split] for split in recs), x[0]))]
 
     for key, title in (("lang", "language"), ("corpus", "corpus"), ("page_type", "page type (where the corpus gives one)")):
-        text += [f"## Pages by {title}", "", table(by(key), [key, "train", "validation", "lines"]), ""]
+        text += [f"## Pages by {title}", "", table(by(key), [key, *recs, "lines"]), ""]
     ag = agreement(allp)
     if ag:
         text += ["## Double annotation", "",
@@ -643,15 +664,19 @@ def main(argv=None):
         s.add_argument("--gold-train", type=Path, default=DEFAULT_GOLD_TRAIN, help="its sites never go to validation")
     q.add_argument("--gold-dev", type=Path, default=DEFAULT_GOLD_DEV, help="pages never handed out")
     q.add_argument("--max-lines", type=int, default=700, help="leave out longer pages")
+    q.add_argument("--new-held-out", type=Path, metavar="GOLD", help="only pages of held-out sites that no gold page "
+                   "in this folder has (for a test set; e.g. data/gold)")
     b.add_argument("names", nargs="+", help="batch names (letters and digits), one batch each")
     b.add_argument("--pages", type=int, default=8)
     b.add_argument("--max-batch-lines", type=int, default=1500)
     b.add_argument("--double", action="store_true", help="a second annotation of every 10th page handed out")
     c.add_argument("answer", type=Path)
     k.add_argument("--out", type=Path, required=True, help="folder for train.jsonl.gz and validation.jsonl.gz")
+    k.add_argument("--test", action="store_true", help="store the pages of held-out sites as test.jsonl.gz (a test "
+                   "set annotated after the models it judges), not as validation")
     args = ap.parse_args(argv)
     if args.cmd == "queue":
-        queue(args.work, args.corpora, args.gold_dev, args.gold_train, args.max_lines)
+        queue(args.work, args.corpora, args.gold_dev, args.gold_train, args.max_lines, args.new_held_out)
     elif args.cmd == "batch":
         make_batches(args.work, args.corpora, args.names, args.pages, args.max_batch_lines, args.double)
     elif args.cmd == "check":
@@ -668,7 +693,7 @@ def main(argv=None):
             n = write_pages([p for p in pages if validation_half(p["site"]) == half], args.out / f"validation-{half}.jsonl")
             print(f"{args.out / f'validation-{half}.jsonl'}: {n} pages", file=sys.stderr)
     elif args.cmd == "collect":
-        collect(args.work, args.corpora, args.out, args.gold_train)
+        collect(args.work, args.corpora, args.out, args.gold_train, args.test)
     else:
         (args.gold / "CARD.md").write_text(card(args.gold, args.corpora, args.shared_train))
         print(f"{args.gold / 'CARD.md'} written", file=sys.stderr)
