@@ -29,7 +29,7 @@ class TrainConfig:
     max_pages: int = 0  # cap on training pages (0 = all); for smoke tests
     # model
     init: str = "backbone"  # "backbone" (packaged e5) or "tiny" (random 2-layer, for tests)
-    num_layers: int = 12  # encoder layers kept from the backbone or the `init` checkpoint (lower ones)
+    num_layers: int = 12  # encoder layers kept from the backbone or the `init` checkpoint (the lowest, or init_layers)
     init_layers: list = field(default_factory=list)  # a checkpoint `init`'s layers the student keeps, in order
     # (e.g. [0, 2, 4, 5]: spread over the depth); empty: the lowest `num_layers`
     freeze_layers: int = 0  # lowest encoder layers to freeze, whatever the init (word embeddings are always frozen)
@@ -132,8 +132,8 @@ def student_layers(cfg: TrainConfig, available: int) -> list[int]:
     if not cfg.init_layers:
         return list(range(min(cfg.num_layers, available)))
     keep = cfg.init_layers
-    if (any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < available for i in keep)
-            or len(set(keep)) != len(keep) or keep != sorted(keep)):
+    if any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < available for i in keep) \
+            or keep != sorted(set(keep)):
         raise ValueError(f"init_layers: {keep} must be increasing layer indexes of {cfg.init} (0..{available - 1})")
     if len(keep) != min(cfg.num_layers, available):
         raise ValueError(f"init_layers: {len(keep)} layers {keep}, but num_layers is {cfg.num_layers}")

@@ -382,9 +382,10 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path, test: bool =
         page_type = rec.get("page_type") or next((a[4] for a in ans if a[4]), None) or \
             CORPUS_PAGE_TYPE.get(rec.get("corpus"))
         page = {"id": pid, "corpus": rec.get("corpus"), "url": rec.get("url"), "lang": rec.get("lang"),
-                "page_type": page_type, "site": site,
-                "split": split_of(site_split(site, rec.get("lang"), train_sites), test),
+                "page_type": page_type, "site": site, "split": site_split(site, rec.get("lang"), train_sites),
                 "renderer": RENDERER, "line_hashes": first[3], "labels": first[2], "annotator": first[1]}
+        if test and page["split"] == "validation":
+            page["split"] = "test"
         others = [a for a in ans[1:] if a[1] != first[1]]  # the same annotator twice is not independent
         if len(others) < len(ans) - 1:
             problems.append(f"{pid}: answered twice by {first[1]}: the second answer is not counted")
@@ -407,10 +408,6 @@ def collect(work: Path, corpora: Path, out: Path, gold_train: Path, test: bool =
     print(f"collect: {len(records)} pages ({sum('labels_b' in p for p in records)} double, {len(reviews)} reviewed) "
           f"-> {out}; {len(problems)} problems", file=sys.stderr)
     return {"pages": len(records), "problems": problems}
-
-
-def split_of(site_split: str, test: bool) -> str:
-    return "test" if test and site_split == "validation" else site_split
 
 
 def _as_ranges(labels: list[str]) -> list[str]:
