@@ -149,10 +149,16 @@ class CascadePredictor(Predictor):
     def default_batch_size(self) -> int:
         return self.fast.default_batch_size
 
-    def probs(self, encoded: list[EncodedLines], batch_size: int | None = None) -> list[np.ndarray]:
+    def ahead(self, encoded: list[EncodedLines], batch_size: int | None = None) -> list[np.ndarray]:
+        """The fast tier's probabilities, which `probs` takes: a dump computes them in its reading thread, where
+        the fast tier's single-threaded parts overlap the base model's work on the pages before."""
+        return self.fast.probs(encoded, batch_size)  # checks batch_size
+
+    def probs(self, encoded: list[EncodedLines], batch_size: int | None = None,
+              ahead: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Per page, (non-blank lines, classes) probabilities; `batch_size`: pages per fast-tier pass (the base
-        model batches its windows as it does alone)."""
-        out = self.fast.probs(encoded, batch_size)  # checks batch_size
+        model batches its windows as it does alone); `ahead`: what `ahead(encoded)` gave (else computed here)."""
+        out = self.ahead(encoded, batch_size) if ahead is None else [a.copy() for a in ahead]
         full = self.base.encoder.budget
         budget, context = self.unsure_tokens or full, self.context_tokens or full
         jobs, segments = [], []

@@ -1114,9 +1114,14 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
 
     lines, errors, by_label, n_records = [], collections.Counter(), collections.Counter(), 0
     shard_started = time.monotonic()
-    for shard_ends, chunk, ok, encoded in _prefetch(_prepared(pieces(), predictor.encoder, opts["renderer"], limits,
-                                                              workers)):
-        probs = predictor.probs(encoded, batch_size) if ok else []
+    def ahead(items):  # in the reading thread: the model's work that need not wait for the chunks before
+        for tag, chunk, ok, encoded in items:
+            yield tag, chunk, ok, encoded, predictor.ahead(encoded, batch_size) if ok else None
+
+    prepared = _prepared(pieces(), predictor.encoder, opts["renderer"], limits, workers)
+    for shard_ends, chunk, ok, encoded, early in _prefetch(ahead(prepared)):
+        probs = [] if not ok else predictor.probs(encoded, batch_size) if early is None else \
+            predictor.probs(encoded, batch_size, early)
         by_id = {id(r): (e, p) for r, e, p in zip(ok, encoded, probs)}
         for r in chunk:
             page, pr = by_id.get(id(r), (None, None))

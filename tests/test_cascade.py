@@ -97,6 +97,29 @@ def test_a_page_gets_the_same_labels_alone_or_among_others(models, test_pages):
         np.testing.assert_allclose(p.line_probs([page], batch_size=1)[0][1], probs, atol=1e-5)
 
 
+def test_a_dump_runs_the_fast_tier_in_its_reading_thread_and_labels_as_the_api_does(models, test_pages, tmp_path):
+    import threading
+
+    from pagesieve import Predictor
+    from pagesieve.dump import predict_dump
+
+    p = Predictor.from_pretrained(cascade_dir(models, "dump", threshold=0.45, context_lines=2, context_tokens=3))
+    threads, fast_probs = [], p.fast.probs
+
+    def fast_tier(*args):
+        threads.append(threading.current_thread())
+        return fast_probs(*args)
+
+    p.fast.probs = fast_tier
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": "\n".join(t["lines"])}) + "\n" for i, t in enumerate(test_pages)))
+    predict_dump([str(src)], str(tmp_path / "out.jsonl"), predictor=p, progress=False, with_probs=True)
+    assert threads and all(t is not threading.main_thread() for t in threads)  # not after the base model: beside it
+    rows = [json.loads(l) for l in (tmp_path / "out.jsonl").read_text().splitlines()]
+    for row, (_, probs) in zip(rows, p.line_probs([t["lines"] for t in test_pages])):
+        np.testing.assert_allclose([line for line in row["probs"] if line is not None], probs, atol=1e-4)  # rounded
+
+
 def test_settings_are_part_of_a_dumps_identity_and_bad_ones_are_refused(models):
     import torch
     from pagesieve import Predictor, fast
