@@ -1,4 +1,5 @@
-"""benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models."""
+"""benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models;
+benchmarks/cascade_router.py: its features."""
 import html as htmllib
 import importlib.util
 import json
@@ -8,12 +9,32 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+def load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark("throughput")
+
+
+def test_router_features_see_neighbours_on_the_same_page_only():
+    import numpy as np
+
+    router = load_benchmark("cascade_router")
+    fast = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]], np.float32)
+    x = router.features(fast, page=np.array([0, 0, 1, 1]), position=np.array([0, 1, 0, 1.0]), n_tokens=np.array([1, 2, 3, 4]))
+    top, before, after = x[:, 0], x[:, 6], x[:, 7]  # columns: top, margin, entropy, tokens, position, then k = -2, -1, 1, 2
+    np.testing.assert_allclose(top, [0.9, 0.6, 0.7, 0.8])
+    np.testing.assert_allclose(before, [1.0, 0.9, 1.0, 0.7])  # a page's first line has no line before it
+    np.testing.assert_allclose(after, [0.6, 1.0, 0.8, 1.0])
+    same_label_before = x[:, -2]
+    np.testing.assert_array_equal(same_label_before, [0, 1, 0, 0])
+    one_page = router.features(fast, page=np.zeros(4, int), position=np.arange(4) / 3, n_tokens=np.ones(4))
+    np.testing.assert_allclose(one_page[:, 6], [1.0, 0.9, 0.6, 0.7])  # the first line: none before it, not the last
 
 
 def page_html(page) -> str:
