@@ -48,6 +48,10 @@ FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
 # records prepared (rendered + tokenized) and run through the model together: small on a CPU so
 # that worker processes share the work of one shard, large on a GPU to fill its batches
 PIECE = {"cpu": 64, "cuda": 1024}
+# a run's first pieces are smaller (8, 16, 32, ... records): the model starts once 8 pages are ready, not 64, while
+# the reading thread prepares the next (the fast tier on 308 pages from HTML waited 0.46 s of its 2.5 for the first
+# 64; with this, 115 -> 123 pages/s)
+FIRST_PIECE = 8
 
 
 @dataclass
@@ -1108,9 +1112,12 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
     piece = PIECE.get(predictor.device.type, 64)
 
     def pieces():  # shards cut into pieces of <= `piece` records; the tag marks a shard's last piece
+        size = min(FIRST_PIECE, piece)
         for shard in _chunks(skipped(records(), done_records), shard_size):
-            for i in range(0, len(shard), piece):
-                yield i + piece >= len(shard), shard[i:i + piece]
+            i = 0
+            while i < len(shard):
+                yield i + size >= len(shard), shard[i:i + size]
+                i, size = i + size, min(2 * size, piece)
 
     lines, errors, by_label, n_records = [], collections.Counter(), collections.Counter(), 0
     shard_started = time.monotonic()

@@ -85,16 +85,38 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
 
     part = tmp_path / "part.jsonl.gz"
     with pytest.raises(Boom):
-        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 3), shard_size=shard_size, progress=False)
+        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 5), shard_size=shard_size, progress=False)
     assert not part.exists() and (tmp_path / "part.jsonl.gz.parts" / "manifest.json").exists()
     summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=shard_size, progress=False)
     assert part.read_bytes() == full.read_bytes()
     assert summary["records_in"] == n
     # a different command on the same unfinished parts is refused, not mixed
     with pytest.raises(Boom):
-        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 3), shard_size=shard_size, progress=False)
+        predict_dump([str(src)], str(part), predictor=Flaky(predictor, 5), shard_size=shard_size, progress=False)
     with pytest.raises(ValueError, match="other inputs or options"):
         predict_dump([str(src)], str(part), predictor=predictor, shard_size=5, progress=False)
+
+
+def test_a_run_starts_with_small_pieces_and_its_output_does_not_depend_on_them(predictor, tmp_path, monkeypatch):
+    import pagesieve.dump as dump
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": f"Home\nStory {i} here.\nShare"}) + "\n" for i in range(300)))
+    sizes = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(predictor, name)
+
+        def probs(self, encoded, batch_size):
+            sizes.append(len(encoded))
+            return predictor.probs(encoded, batch_size)
+
+    predict_dump([str(src)], str(tmp_path / "ramp.jsonl"), predictor=Counting(), shard_size=200, progress=False)
+    assert sizes == [8, 16, 32, 64, 64, 16, 64, 36]  # a shard of 200, then one of 100: the ramp is the run's only
+    monkeypatch.setattr(dump, "FIRST_PIECE", 64)
+    predict_dump([str(src)], str(tmp_path / "flat.jsonl"), predictor=predictor, shard_size=200, progress=False)
+    assert (tmp_path / "ramp.jsonl").read_bytes() == (tmp_path / "flat.jsonl").read_bytes()
 
 
 def test_parquet_in_and_out(predictor, tmp_path):
