@@ -52,7 +52,7 @@ def fit(x: np.ndarray, y: np.ndarray, hidden: int, steps: int):
     net = torch.nn.Linear(x.shape[1], 1) if not hidden else torch.nn.Sequential(
         torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
     opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-4)
-    xs, ys = torch.from_numpy((x - mean) / std), torch.from_numpy(y.astype(np.float32))
+    xs, ys = torch.from_numpy((x - mean) / std), torch.from_numpy(y)
     for _ in range(steps):
         opt.zero_grad()
         torch.nn.functional.binary_cross_entropy_with_logits(net(xs)[:, 0], ys).backward()
@@ -64,6 +64,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"), help="labeled pages (JSONL)")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--target", choices=("differs", "gain"), default="differs",
+                    help="what the routers predict: the base model's label differs from the fast tier's, or (gain) "
+                         "the base model's label is right and the fast tier's wrong")
     args = ap.parse_args(argv)
     from pagesieve import Predictor
     from pagesieve.labels import IGNORE, LABEL2ID
@@ -87,6 +90,9 @@ def main(argv=None):
     fast_label, base_label = fast.argmax(1), base.argmax(1)
     differs = fast_label != base_label
     scored = gold != IGNORE
+    target = differs.astype(np.float32)
+    if args.target == "gain":
+        target = (scored & (base_label == gold) & (fast_label != gold)).astype(np.float32)
     print(f"{len(pages)} pages, {len(gold):,} lines; base model's label differs from the fast tier's on {differs.mean():.1%}")
 
     orderings = {"1 - top probability": 1 - fast.max(1)}
@@ -94,7 +100,7 @@ def main(argv=None):
         score = np.zeros(len(gold), np.float32)
         for f in range(args.folds):  # fitted on the other folds' pages
             test = page % args.folds == f
-            score[test] = fit(x[~test], differs[~test], hidden, steps)(x[test])
+            score[test] = fit(x[~test], target[~test], hidden, steps)(x[test])
         orderings[f"router: {name}"] = score
     print("| lines sent first by | " + " | ".join(f"{s:.0%} sent" for s in SHARES) + " |")
     print("|---" * (1 + len(SHARES)) + "|")
