@@ -7,7 +7,7 @@ On labeled pages, the released fast tier and base model (CPU defaults) label eve
 whole pages. A cascade that sends a share of the lines to the base model takes the base model's label there and
 the fast tier's elsewhere (context and tokens aside: this compares orderings of lines, not costs). Three
 orderings, at the same shares: 1 - the fast tier's top probability (the released cascade's rule), and two
-routers fitted on the other folds' pages (a logistic regression and an MLP with 32 hidden units, on 20 features
+routers fitted on the other folds' pages (a logistic regression and an MLP with 32 hidden units, on 19 features
 of the fast tier's probabilities, of the line's neighbours and of the line's length and position) to predict
 where the base model's label differs from the fast tier's. Printed: macro-F1 on the gold lines at each share.
 """
@@ -81,7 +81,7 @@ def main(argv=None):
     gold, page, position, n_tokens = [], [], [], []
     for k, (p, e) in enumerate(zip(pages, encoded)):
         for j, i in enumerate(e.kept):
-            gold.append(LABEL2ID.get(p["labels"][i], IGNORE) if p["labels"][i] else IGNORE)
+            gold.append(LABEL2ID.get(p["labels"][i], IGNORE))
             page.append(k)
             position.append(j / max(1, len(e.kept) - 1))
             n_tokens.append(len(e.tokens[j]))

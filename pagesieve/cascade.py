@@ -157,8 +157,11 @@ class CascadePredictor(Predictor):
     def probs(self, encoded: list[EncodedLines], batch_size: int | None = None,
               ahead: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Per page, (non-blank lines, classes) probabilities; `batch_size`: pages per fast-tier pass (the base
-        model batches its windows as it does alone); `ahead`: what `ahead(encoded)` gave (else computed here)."""
-        out = self.ahead(encoded, batch_size) if ahead is None else [a.copy() for a in ahead]
+        model batches its windows as it does alone); `ahead`: what `ahead(encoded)` gave (else computed here;
+        copied, not written to)."""
+        out = self.fast.probs(encoded, batch_size) if ahead is None else [a.copy() for a in ahead]
+        if len(out) != len(encoded):
+            raise ValueError(f"ahead holds {len(out)} pages' probabilities for {len(encoded)} pages")
         full = self.base.encoder.budget
         budget, context = self.unsure_tokens or full, self.context_tokens or full
         jobs, segments = [], []

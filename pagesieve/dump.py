@@ -48,9 +48,9 @@ FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
 # records prepared (rendered + tokenized) and run through the model together: small on a CPU so
 # that worker processes share the work of one shard, large on a GPU to fill its batches
 PIECE = {"cpu": 64, "cuda": 1024}
-# a run's first pieces are smaller (8, 16, 32, ... records): the model starts once 8 pages are ready, not 64, while
-# the reading thread prepares the next (the fast tier on 308 pages from HTML waited 0.46 s of its 2.5 for the first
-# 64; with this, 115 -> 123 pages/s)
+# the dump's first shard starts with smaller pieces (8, 16, 32, ... records): the model starts once 8 pages are
+# ready, not 64, while the reading thread prepares the next (the fast tier on 308 pages from HTML waited 0.46 s of
+# its 2.5 for the first 64; with this, 115 -> 123 pages/s)
 FIRST_PIECE = 8
 
 
@@ -1112,23 +1112,29 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
     piece = PIECE.get(predictor.device.type, 64)
 
     def pieces():  # shards cut into pieces of <= `piece` records; the tag marks a shard's last piece
-        size = min(FIRST_PIECE, piece)
-        for shard in _chunks(skipped(records(), done_records), shard_size):
-            i = 0
+        # a shard's pieces depend on its number only, so a resumed run batches pages as the first run did
+        for k, shard in enumerate(_chunks(skipped(records(), done_records), shard_size), len(manifest["shards"])):
+            i, size = 0, min(FIRST_PIECE, piece) if k == 0 else piece
             while i < len(shard):
                 yield i + size >= len(shard), shard[i:i + size]
                 i, size = i + size, min(2 * size, piece)
 
     lines, errors, by_label, n_records = [], collections.Counter(), collections.Counter(), 0
     shard_started = time.monotonic()
-    def ahead(items):  # in the reading thread: the model's work that need not wait for the chunks before
+    ahead_of = getattr(predictor, "ahead", None)  # a predictor without it (duck-typed) has nothing to run ahead
+
+    def run_ahead(items):  # in the reading thread: the model's work that need not wait for the chunks before
         for tag, chunk, ok, encoded in items:
-            yield tag, chunk, ok, encoded, predictor.ahead(encoded, batch_size) if ok else None
+            yield tag, chunk, ok, encoded, ahead_of(encoded, batch_size) if ok and ahead_of else None
 
     prepared = _prepared(pieces(), predictor.encoder, opts["renderer"], limits, workers)
-    for shard_ends, chunk, ok, encoded, early in _prefetch(ahead(prepared)):
-        probs = [] if not ok else predictor.probs(encoded, batch_size) if early is None else \
-            predictor.probs(encoded, batch_size, early)
+    for shard_ends, chunk, ok, encoded, ahead in _prefetch(run_ahead(prepared)):
+        if not ok:
+            probs = []
+        elif ahead is None:
+            probs = predictor.probs(encoded, batch_size)
+        else:
+            probs = predictor.probs(encoded, batch_size, ahead)
         by_id = {id(r): (e, p) for r, e, p in zip(ok, encoded, probs)}
         for r in chunk:
             page, pr = by_id.get(id(r), (None, None))

@@ -110,9 +110,11 @@ class Predictor:
         19.5-20 pages/s, 8: 18.3, 16: 17.4). ONNX Runtime runs each window alone: see OnnxForward."""
         return 128 if self.device.type == "cuda" else 4
 
-    def ahead(self, encoded: list, batch_size: int | None = None):
-        """The part of `probs` that can run while the model labels the pages before these, which a dump does in
-        its reading thread: None (nothing) here; the cascade's fast tier, which its `probs` then takes."""
+    def ahead(self, encoded: list[EncodedPage], batch_size: int | None = None) -> list[np.ndarray] | None:
+        """Work of `probs` that can run before the model is done with the pages before these (a dump runs it in
+        its reading thread). None here: nothing. The cascade returns its fast tier's probabilities, and a dump
+        then calls `probs(encoded, batch_size, ahead)`; a wrapper that overrides `probs` must take that third
+        argument, or return None from `ahead`."""
         return None
 
     @torch.inference_mode()

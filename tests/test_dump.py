@@ -84,9 +84,10 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
             return self.inner.probs(encoded, batch_size)
 
     part = tmp_path / "part.jsonl.gz"
-    with pytest.raises(Boom):
+    with pytest.raises(Boom):  # 5 model calls: the first shard is written (90 records: pieces of 8, 16, 32, 34)
         predict_dump([str(src)], str(part), predictor=Flaky(predictor, 5), shard_size=shard_size, progress=False)
-    assert not part.exists() and (tmp_path / "part.jsonl.gz.parts" / "manifest.json").exists()
+    manifest = json.loads((tmp_path / "part.jsonl.gz.parts" / "manifest.json").read_text())
+    assert not part.exists() and manifest["shards"] and manifest["shards"][0]["records"] == shard_size
     summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=shard_size, progress=False)
     assert part.read_bytes() == full.read_bytes()
     assert summary["records_in"] == n
@@ -113,7 +114,21 @@ def test_a_run_starts_with_small_pieces_and_its_output_does_not_depend_on_them(p
             return predictor.probs(encoded, batch_size)
 
     predict_dump([str(src)], str(tmp_path / "ramp.jsonl"), predictor=Counting(), shard_size=200, progress=False)
-    assert sizes == [8, 16, 32, 64, 64, 16, 64, 36]  # a shard of 200, then one of 100: the ramp is the run's only
+    assert sizes == [8, 16, 32, 64, 64, 16, 64, 36]  # shards of 200 and 100: only the dump's first starts small
+
+    class Dies(Counting):  # killed in the second shard
+        def probs(self, encoded, batch_size):
+            if len(sizes) == 7:
+                raise RuntimeError("killed")
+            return super().probs(encoded, batch_size)
+
+    sizes.clear()
+    with pytest.raises(RuntimeError, match="killed"):
+        predict_dump([str(src)], str(tmp_path / "resumed.jsonl"), predictor=Dies(), shard_size=200, progress=False)
+    sizes.clear()
+    predict_dump([str(src)], str(tmp_path / "resumed.jsonl"), predictor=Counting(), shard_size=200, progress=False)
+    assert sizes == [64, 36]  # the second shard again, cut as the first run cut it
+    assert (tmp_path / "resumed.jsonl").read_bytes() == (tmp_path / "ramp.jsonl").read_bytes()
     monkeypatch.setattr(dump, "FIRST_PIECE", 64)
     predict_dump([str(src)], str(tmp_path / "flat.jsonl"), predictor=predictor, shard_size=200, progress=False)
     assert (tmp_path / "ramp.jsonl").read_bytes() == (tmp_path / "flat.jsonl").read_bytes()
