@@ -84,7 +84,7 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
             return self.inner.probs(encoded, batch_size)
 
     part = tmp_path / "part.jsonl.gz"
-    with pytest.raises(Boom):  # 5 model calls: the first shard is written (90 records: pieces of 8, 16, 32, 34)
+    with pytest.raises(Boom):  # after 5 model calls, so a shard is written first (of 90 records: 8, 16, 32, 34)
         predict_dump([str(src)], str(part), predictor=Flaky(predictor, 5), shard_size=shard_size, progress=False)
     manifest = json.loads((tmp_path / "part.jsonl.gz.parts" / "manifest.json").read_text())
     assert not part.exists() and manifest["shards"] and manifest["shards"][0]["records"] == shard_size
@@ -98,7 +98,7 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
         predict_dump([str(src)], str(part), predictor=predictor, shard_size=5, progress=False)
 
 
-def test_a_run_starts_with_small_pieces_and_its_output_does_not_depend_on_them(predictor, tmp_path, monkeypatch):
+def test_a_dumps_first_shard_starts_with_small_pieces_and_a_resumed_run_cuts_as_the_first_did(predictor, tmp_path, monkeypatch):
     import pagesieve.dump as dump
 
     src = tmp_path / "in.jsonl"
