@@ -398,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_size(pr)
     pr.add_argument("--workers", type=int, default=0,
                     help="processes that read, render HTML and tokenize while the model runs (default 0: one "
-                         "background thread, enough unless the input is HTML/WARC)")
+                         "background thread; processes pay off only with cores to spare beyond the model's, e.g. "
+                         "feeding a GPU: on 2 cores they make every model slower)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
     pr.add_argument("--shard-size", type=int, default=1000, help="records per saved shard (the unit of resuming)")
     limits = Limits()
