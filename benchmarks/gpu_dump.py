@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None):
 
         threading.Thread(target=watchdog, daemon=True).start()
 
+    with tempfile.TemporaryDirectory(prefix="gpu_dump-") as tmp:
+        run(args, Path(tmp), log, t0)
+
+
+def run(args, tmp: Path, log, t0: float):
     import torch
 
     from benchmarks.throughput import gold_pages, synthetic_dump
@@ -64,7 +69,6 @@ def main(argv: list[str] | None = None):
     from pagesieve.predictor import Predictor
     from pagesieve.text import split_lines
 
-    tmp = Path(tempfile.mkdtemp(prefix="gpu_dump-"))
     text_path = tmp / "text.jsonl"
     if args.pages:
         pages = [json.loads(l) for l in open(args.pages, encoding="utf-8")]
