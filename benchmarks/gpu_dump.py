@@ -61,17 +61,22 @@ def main(argv: list[str] | None = None):
         run(args, Path(tmp), log, t0)
 
 
+def labels_by_id(path: Path) -> dict:
+    """A `predict` output's labels by record id."""
+    return {r["id"]: r.get("labels") for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+
+
 def run(args, tmp: Path, log, t0: float):
     import torch
 
-    from benchmarks.throughput import gold_pages, synthetic_dump
+    from benchmarks.throughput import cold_word_cache, gold_pages, synthetic_dump
     from pagesieve.dump import predict_dump
     from pagesieve.predictor import Predictor
     from pagesieve.text import split_lines
 
     text_path = tmp / "text.jsonl"
     if args.pages:
-        pages = [json.loads(l) for l in open(args.pages, encoding="utf-8")]
+        pages = [json.loads(l) for l in Path(args.pages).read_text(encoding="utf-8").splitlines()]
     else:
         pages = gold_pages(["validation"], ROOT.parent / "shared" / "data" / "corpora", "innertext", None)[0]
     with open(text_path, "w", encoding="utf-8") as fh:
@@ -82,12 +87,10 @@ def run(args, tmp: Path, log, t0: float):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     log(step="setup", torch=torch.__version__, device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         cpus=os.cpu_count(), pages=len(pages), synthetic_pages=args.synthetic, synthetic_lines=n_lines)
-    reference = {}
-    if args.reference:
-        reference = {r["id"]: r.get("labels") for r in map(json.loads, open(args.reference, encoding="utf-8"))}
+    reference = labels_by_id(Path(args.reference)) if args.reference else {}
 
     def dump(predictor, path: Path, workers: int, name: str) -> tuple[float, dict, Path]:
-        getattr(predictor.encoder, "tokens", predictor.encoder).words.clear()  # the word cache: not warm
+        cold_word_cache(predictor)
         out = tmp / f"{name}.out.jsonl"
         t = time.perf_counter()
         summary = predict_dump([str(path)], str(out), predictor=predictor, workers=workers, renderer="innertext",
@@ -106,8 +109,8 @@ def run(args, tmp: Path, log, t0: float):
                    pages_per_s=round(len(pages) / seconds, 1))
         if reference:
             same = total = 0
-            for rec in map(json.loads, open(out, encoding="utf-8")):
-                for a, b in zip(rec.get("labels") or [], reference.get(rec["id"]) or []):
+            for rid, labels in labels_by_id(out).items():
+                for a, b in zip(labels or [], reference.get(rid) or []):
                     total += a is not None
                     same += a is not None and a == b
             row.update(lines=total, agreement_with_reference=round(same / max(total, 1), 5))
