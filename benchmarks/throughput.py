@@ -94,7 +94,8 @@ def run_extractor(spec: dict) -> dict:
 
 
 def cold_word_cache(predictor):
-    """Empty the tokenizer's word cache (a fast tier's encoder, also a cascade's, keeps it in `tokens`), so timed pages start cold."""
+    """Empty the tokenizer's word cache, so timed pages start cold (a fast tier's encoder, also a
+    cascade's, keeps it in `tokens`)."""
     getattr(predictor.encoder, "tokens", predictor.encoder).words.clear()
 
 
