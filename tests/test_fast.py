@@ -56,7 +56,8 @@ def test_labels_do_not_depend_on_batch_or_window_neighbours(fast_dir, test_pages
     assert len(together[0]) == len(long_page)
 
 
-def test_packed_forward_is_the_padded_forward():
+@pytest.mark.parametrize("max_pool", [False, True])
+def test_packed_forward_is_the_padded_forward(max_pool):
     """Inference packs pages without padding (attention per page); training pads them to one width: the
     same logits, whole pages and windows of their lines alike."""
     import torch
@@ -64,7 +65,7 @@ def test_packed_forward_is_the_padded_forward():
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = fast.FastConfig(**TINY)
+    cfg = fast.FastConfig(**TINY, max_pool=max_pool)
     model = fast.LinePageModel(cfg, torch.randn(50, cfg.word_dim)).eval()
     pages = []
     for n in (1, 5, 16, 3, 30):
@@ -80,6 +81,24 @@ def test_packed_forward_is_the_padded_forward():
     model.page.layers[0].self_attn.in_proj_bias.data += 1  # the check can fail: another model differs
     with torch.no_grad():
         assert not torch.allclose(model.forward_packed(**fast.packed(pages, spans)), padded, atol=1e-3)
+
+
+def test_max_pool_line_vectors(tmp_path):
+    """With `max_pool` a line's vector also holds the elementwise max of its word vectors, and the setting is
+    saved; without it the saved config has no such key, as the fast tier 0.4.0's has none (its dumps' identity)."""
+    import torch
+    from pagesieve import fast
+
+    words = torch.tensor([[1.0, -2.0], [3.0, 0.0], [-1.0, 5.0]])
+    cfg = fast.FastConfig(**dict(TINY, word_dim=2), max_pool=True)
+    model = fast.LinePageModel(cfg, words)
+    ids, offsets = torch.tensor([0, 1, 2, 2]), torch.tensor([0, 3])
+    v = model.line_vectors(ids, offsets, torch.tensor([0, 2]), torch.tensor([2, 2]))
+    torch.testing.assert_close(v, torch.tensor([[1.0, 1.0, 3.0, 5.0, 1.0, -2.0, -1.0, 5.0],
+                                                [-1.0, 5.0, -1.0, 5.0, -1.0, 5.0, -1.0, 5.0]]))
+    assert fast.load(fast.save(model, tmp_path / "max")).cfg.max_pool
+    fast.save(fast.LinePageModel(fast.FastConfig(**TINY), fast.word_table()), tmp_path / "mean")
+    assert "max_pool" not in json.loads((tmp_path / "mean" / "config.json").read_text())["fast"]
 
 
 def test_bf16_runtime(fast_dir, test_pages, monkeypatch):
