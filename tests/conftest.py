@@ -27,5 +27,14 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_fast_dir(tmp_path_factory):
+    """A randomly initialised 1-layer fast tier saved like a release, in a folder named `fast`."""
+    from pagesieve import fast
+
+    cfg = fast.FastConfig(hidden=32, layers=1, heads=2, ff=64, dropout=0.0, line_tokens=8, max_lines=16, overlap_lines=4)
+    return fast.save(fast.LinePageModel(cfg, fast.word_table()), tmp_path_factory.mktemp("tiny-fast") / "fast")
+
+
+@pytest.fixture(scope="session")
 def test_pages():
     return [json.loads(l) for l in (DATA / "pages.jsonl").read_text().splitlines()]

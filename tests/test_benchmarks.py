@@ -60,13 +60,12 @@ def test_model_labels_follow_their_lines_onto_the_gold_lines(bench):
     assert bench.labels_on_gold(gold, lines, labels) == [None, 0, 1, None, 3]
 
 
-def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(bench, tiny_model_dir, test_pages, tmp_path):
-    from pagesieve import Predictor, fast
+def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(bench, tiny_model_dir, tiny_fast_dir,
+                                                                             test_pages, tmp_path):
+    from pagesieve import Predictor
     from pagesieve.evaluation import model_predictions, report, trafilatura_lines
 
-    tiny = {"hidden": 32, "layers": 1, "heads": 2, "ff": 64, "dropout": 0.0, "line_tokens": 8, "max_lines": 16,
-            "overlap_lines": 4}
-    fast_dir = fast.save(fast.LinePageModel(fast.FastConfig(**tiny), fast.word_table()), tmp_path / "fast")
+    fast_dir = tiny_fast_dir
     pages = [dict(p, html=page_html(p)) for p in test_pages[:3]]
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages))
@@ -93,7 +92,8 @@ def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(ben
     assert rows[("trafilatura", "HTML")]["macro_f1"] == expected["macro_f1"]
 
 
-def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_dir, test_pages, tmp_path):
+def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_dir, test_pages, tmp_path, bench,
+                                                                   monkeypatch):
     from pagesieve import Predictor
     from pagesieve.dump import predict_dump
 
@@ -108,27 +108,31 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
     reference = tmp_path / "reference.jsonl"
     reference.write_text("".join(json.dumps({"id": p["id"], "labels": l}) + "\n" for p, l in zip(pages, labels)))
     out = tmp_path / "rows.jsonl"
-    load_benchmark("gpu_dump").main(["--pages", str(pages_path), "--reference", str(reference), "--models",
-                                     str(tiny_model_dir), "--synthetic", "20", "--workers", "0", "--device", "cpu",
-                                     "--batch-size", "2", "--no-model", "--out", str(out)])
+    gpu_dump = load_benchmark("gpu_dump")  # puts the repository on sys.path, as run from a shell
+    import benchmarks.throughput  # what gpu_dump imports
+
+    replaced = []
+    monkeypatch.setattr(benchmarks.throughput, "without_model", lambda p: replaced.append(p) or bench.without_model(p))
+    gpu_dump.main(["--pages", str(pages_path), "--reference", str(reference), "--models", str(tiny_model_dir),
+                   "--synthetic", "20", "--workers", "0", "--device", "cpu", "--batch-size", "2", "--no-model",
+                   "--out", str(out)])
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r["step"] for r in rows] == ["setup", "load", "pages, workers 0", "synthetic, workers 0",
                                          "synthetic, workers 0, no model", "done"]
     n = sum(l is not None for page in labels for l in page)
     assert rows[2]["lines"] == n and rows[2]["agreement_with_reference"] == round((n - 1) / n, 5)
     assert rows[3]["pages"] == rows[4]["pages"] == 20 and rows[3]["pages_per_s"] > 0
+    assert len(replaced) == 1  # the no-model pass ran without the forward pass
 
 
-def test_without_model_gives_constant_probabilities(tiny_model_dir, test_pages, bench, tmp_path):
+def test_without_model_gives_constant_probabilities(tiny_model_dir, tiny_fast_dir, test_pages, bench):
     """The --no-model ceiling: every line of a base model and of a fast tier gets the same probabilities."""
     import numpy as np
 
-    from pagesieve import Predictor, fast
+    from pagesieve import Predictor
 
-    fast_dir = fast.save(fast.LinePageModel(fast.FastConfig(hidden=32, layers=1, heads=2, ff=64), fast.word_table()),
-                         tmp_path / "fast")
     pages = [p["lines"] for p in test_pages[:2]]
-    for predictor in (Predictor.from_pretrained(tiny_model_dir), Predictor.from_pretrained(fast_dir)):
+    for predictor in (Predictor.from_pretrained(tiny_model_dir), Predictor.from_pretrained(tiny_fast_dir)):
         before = np.concatenate([probs for _, probs in predictor.line_probs(pages)])
         assert before.std(0).max() > 1e-4  # the check can fail: the real model's probabilities vary
         bench.without_model(predictor)
