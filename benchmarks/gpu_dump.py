@@ -103,8 +103,11 @@ def run(args, tmp: Path, log, t0: float):
                                renderer="innertext", progress=False)
         return time.perf_counter() - t, summary, out
 
+    def out_of_budget() -> bool:  # nothing new starts within 45 s of the budget's end
+        return bool(args.budget) and time.time() - t0 > args.budget - 45
+
     for model in args.models.split(","):
-        if args.budget and time.time() - t0 > args.budget - 45:
+        if out_of_budget():
             log(step=f"{model}: skipped, too little of the budget left")
             break
         t = time.perf_counter()
@@ -124,7 +127,7 @@ def run(args, tmp: Path, log, t0: float):
         passes = (False, True) if args.no_model else (False,)  # True: without the forward pass
         for ceiling in passes:
             if ceiling:
-                if args.budget and time.time() - t0 > args.budget - 45:
+                if out_of_budget():
                     log(step=f"{model}: no-model pass skipped, too little of the budget left")
                     break
                 without_model(predictor)

@@ -105,12 +105,14 @@ def without_model(predictor):
     import torch
 
     from pagesieve.fast import FastPredictor
+    from pagesieve.labels import LABELS
 
+    n = len(LABELS)
     for part in getattr(predictor, "parts", (predictor,)):
         if isinstance(part, FastPredictor):
-            part.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), 4)
+            part.model.forward_packed = lambda **inputs: torch.zeros(sum(inputs["lengths"]), n)
         else:
-            part._forward = lambda wins: [np.full((len(w.label_positions), 4), 0.25, np.float32) for w in wins]
+            part._forward = lambda wins: [np.full((len(w.label_positions), n), 1 / n, np.float32) for w in wins]
 
 
 def run_model(spec: dict) -> dict:

@@ -65,12 +65,11 @@ def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(ben
     from pagesieve import Predictor
     from pagesieve.evaluation import model_predictions, report, trafilatura_lines
 
-    fast_dir = tiny_fast_dir
     pages = [dict(p, html=page_html(p)) for p in test_pages[:3]]
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages))
     out = tmp_path / "out.json"
-    bench.main(["--gold", str(gold), "--models", f"{tiny_model_dir},{fast_dir}", "--runtimes", "torch",
+    bench.main(["--gold", str(gold), "--models", f"{tiny_model_dir},{tiny_fast_dir}", "--runtimes", "torch",
                 "--baselines", "trafilatura,resiliparse", "--batch-size", "1", "--corpora", str(tmp_path / "none"),
                 "--out", str(out)])
 
