@@ -52,14 +52,18 @@ class FastConfig:
     overlap_lines: int = 256
     word_dim: int = 384  # the backbone's word-embedding width
     max_pool: bool = False  # the line vector also holds the elementwise max of its tokens' word vectors
+    token_conv: int = 0  # >0: that many channels of a convolution over each line's tokens (width 3, alone
+    token_conv_layers: int = 1  # per line), whose mean and max join the line vector: word order, cheaply
 
 
 def config_dict(cfg: FastConfig) -> dict:
-    """The config as saved and hashed. `max_pool` came after the fast tier 0.4.0 and is left out while off, so
-    that config and the identity of dumps made with it do not change."""
+    """The config as saved and hashed. `max_pool` and `token_conv` came after the fast tier 0.4.0 and are left
+    out while off, so that config and the identity of dumps made with it do not change."""
     out = asdict(cfg)
     if not cfg.max_pool:
         del out["max_pool"]
+    if not cfg.token_conv:
+        del out["token_conv"], out["token_conv_layers"]
     return out
 
 
@@ -146,6 +150,11 @@ class LinePageModel(nn.Module):
         d = cfg.hidden
         word_vectors = 4 if cfg.max_pool else 3  # mean (max), first, last
         in_dim = (word_vectors * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
+        if cfg.token_conv:
+            k = cfg.token_conv
+            self.token_in = nn.Linear(cfg.word_dim, k)
+            self.token_convs = nn.ModuleList(nn.Linear(3 * k, k) for _ in range(cfg.token_conv_layers))
+            in_dim += 2 * k  # the mean and the max of the convolved tokens
         self.line_in = nn.Sequential(nn.Linear(in_dim, d), nn.GELU(), nn.LayerNorm(d))
         self.from_top = nn.Embedding(N_BUCKETS, d)
         self.from_bottom = nn.Embedding(N_BUCKETS, d)
@@ -157,7 +166,32 @@ class LinePageModel(nn.Module):
     def line_vectors(self, ids: torch.Tensor, offsets: torch.Tensor, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         mean = F.embedding_bag(ids, self.words, offsets, mode="mean")
         pooled = [mean, F.embedding_bag(ids, self.words, offsets, mode="max")] if self.cfg.max_pool else [mean]
+        if self.cfg.token_conv:
+            pooled += self.convolved_tokens(ids, offsets)
         return torch.cat([*pooled, self.words[first], self.words[last]], -1)
+
+    def convolved_tokens(self, ids: torch.Tensor, offsets: torch.Tensor) -> list[torch.Tensor]:
+        """Per line, the mean and the max of its tokens after `token_conv_layers` residual convolutions of width 3
+        over the line's tokens alone, run on the flat token stream (each token's neighbours are zero across a line
+        boundary). The projection of the word vectors runs once per distinct token of the batch."""
+        n_lines = len(offsets)
+        counts = torch.diff(offsets, append=offsets.new_tensor([len(ids)]))
+        line = torch.repeat_interleave(torch.arange(n_lines, device=ids.device), counts)
+        at = torch.arange(len(ids), device=ids.device) - offsets[line]  # position inside its line
+        has_left = (at > 0).unsqueeze(1)
+        has_right = (at < counts[line] - 1).unsqueeze(1)
+        distinct, where = torch.unique(ids, return_inverse=True)
+        h = F.gelu(self.token_in(self.words[distinct]))[where]
+        for conv in self.token_convs:
+            zero = h.new_zeros(1, h.shape[1])
+            left = torch.cat([zero, h[:-1]]) * has_left
+            right = torch.cat([h[1:], zero]) * has_right
+            h = h + F.gelu(conv(torch.cat([left, h, right], 1)))
+        index = line.unsqueeze(1).expand_as(h)
+        total = h.new_zeros(n_lines, h.shape[1]).scatter_add(0, index, h)
+        mean = total / counts.clamp(min=1).unsqueeze(1).to(h.dtype)
+        top = h.new_zeros(n_lines, h.shape[1]).scatter_reduce(0, index, h, "amax", include_self=False)
+        return [mean, top]
 
     def lines_in(self, ids, offsets, first, last, feats, top, bottom) -> torch.Tensor:
         """(lines, hidden): each line's vector and shape features, with its position from the top and bottom."""

@@ -56,8 +56,8 @@ def test_labels_do_not_depend_on_batch_or_window_neighbours(fast_dir, test_pages
     assert len(together[0]) == len(long_page)
 
 
-@pytest.mark.parametrize("max_pool", [False, True])
-def test_packed_forward_is_the_padded_forward(max_pool):
+@pytest.mark.parametrize("line_vectors", [{}, {"max_pool": True}, {"token_conv": 8, "token_conv_layers": 2}])
+def test_packed_forward_is_the_padded_forward(line_vectors):
     """Inference packs pages without padding (attention per page); training pads them to one width: the
     same logits, whole pages and windows of their lines alike."""
     import torch
@@ -65,7 +65,7 @@ def test_packed_forward_is_the_padded_forward(max_pool):
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = fast.FastConfig(**TINY, max_pool=max_pool)
+    cfg = fast.FastConfig(**TINY, **line_vectors)
     model = fast.LinePageModel(cfg, torch.randn(50, cfg.word_dim)).eval()
     pages = []
     for n in (1, 5, 16, 3, 30):
@@ -182,3 +182,29 @@ def test_class_counts_are_the_regex_counts_of_each_text():
     assert class_counts(texts).tolist() == expected
     assert class_counts([]).shape == (0, len(CHAR_CLASSES))
     assert expected[2][0] >= 4 and expected[4][3] == 5  # the texts exercise the classes: the check can fail
+
+
+def test_token_convolution_sees_its_own_line_only(tmp_path):
+    """With `token_conv`, a line's vector depends on the order of its own tokens but not on its neighbour
+    lines' tokens (the convolution runs over the flat token stream of the batch); the setting is saved."""
+    import torch
+    from pagesieve import fast
+
+    torch.manual_seed(0)
+    cfg = fast.FastConfig(**TINY, token_conv=4, token_conv_layers=2)
+    model = fast.LinePageModel(cfg, torch.randn(20, cfg.word_dim)).eval()
+
+    def vectors(lines):
+        offsets = np.cumsum([0] + [len(t) for t in lines[:-1]]).tolist()
+        ids = [i for t in lines for i in t]
+        with torch.no_grad():
+            return model.line_vectors(torch.tensor(ids), torch.tensor(offsets), torch.tensor([t[0] for t in lines]),
+                                      torch.tensor([t[-1] for t in lines]))
+
+    alone = vectors([[3, 4, 5, 6]])[0]
+    torch.testing.assert_close(vectors([[1, 2], [3, 4, 5, 6], [7]])[1], alone)
+    torch.testing.assert_close(vectors([[7], [3, 4, 5, 6], [8, 9, 10]])[1], alone)
+    assert not torch.allclose(vectors([[3, 5, 4, 6]])[0], alone)  # the same tokens, first and last; another order
+    saved = json.loads((fast.save(model, tmp_path / "conv") / "config.json").read_text())["fast"]
+    assert saved["token_conv"] == 4 and saved["token_conv_layers"] == 2
+    assert fast.config_dict(fast.load(tmp_path / "conv").cfg) == saved
