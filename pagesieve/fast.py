@@ -1,12 +1,13 @@
 """The fast tier: a small transformer over the lines of the whole page, each line a cheap vector.
 
-A line's vector is context-free and costs a table lookup: the mean of the backbone's (frozen) word
-embeddings over its first tokens (and, with `max_pool`, their elementwise max), the embeddings of its
-first and last token, and a few shape features (length, digits, capitals, punctuation, repeats on the
-page). A 4-layer transformer then reads the vectors of the whole page (up to `max_lines` lines at once,
-windows of lines beyond) with each line's position from the top and from the bottom, so it can see where
-the piece ends, where the footer starts and that a line repeats a menu above. No cross-line attention
-over tokens, no token windows: the cost per page is tokenizing plus a pass over a few hundred vectors.
+A line's vector is context-free and cheap: the mean of the backbone's (frozen) word embeddings over its
+first tokens (and, with `max_pool`, their elementwise max), the embeddings of its first and last token, a
+few shape features (length, digits, capitals, punctuation, repeats on the page) and, with `token_conv`, the
+mean and max of a small convolution over the line's tokens (word order). A 4-layer transformer then reads
+the vectors of the whole page (up to `max_lines` lines at once, windows of lines beyond) with each line's
+position from the top and from the bottom, so it can see where the piece ends, where the footer starts and
+that a line repeats a menu above. No cross-line attention over tokens, no token windows: the cost per page
+is tokenizing plus a pass over a few hundred vectors.
 
 The checkpoint (config.json with `"pagesieve_arch": "line-page"`, model.safetensors in fp16) holds
 everything but the word table, which is read from the packaged backbone like the base model's.
