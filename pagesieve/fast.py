@@ -53,8 +53,8 @@ class FastConfig:
     overlap_lines: int = 256
     word_dim: int = 384  # the backbone's word-embedding width
     max_pool: bool = False  # the line vector also holds the elementwise max of its tokens' word vectors
-    token_conv: int = 0  # >0: that many channels of a convolution over each line's tokens (width 3, alone
-    token_conv_layers: int = 1  # per line), whose mean and max join the line vector: word order, cheaply
+    token_conv: int = 0  # channels of a width-3 convolution over each line's own tokens (0: none); the mean
+    token_conv_layers: int = 1  # and max of its output join the line vector (word order, cheaply)
 
 
 def config_dict(cfg: FastConfig) -> dict:
