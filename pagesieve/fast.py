@@ -177,7 +177,7 @@ class LinePageModel(nn.Module):
         boundary). The projection of the word vectors runs once per distinct token of the batch."""
         n_lines = len(offsets)
         counts = torch.diff(offsets, append=offsets.new_tensor([len(ids)]))
-        line = torch.repeat_interleave(torch.arange(n_lines, device=ids.device), counts)
+        line = torch.repeat_interleave(torch.arange(n_lines, device=ids.device), counts, output_size=len(ids))
         at = torch.arange(len(ids), device=ids.device) - offsets[line]  # position inside its line
         has_left = (at > 0).unsqueeze(1)
         has_right = (at < counts[line] - 1).unsqueeze(1)
