@@ -184,9 +184,8 @@ class LinePageModel(nn.Module):
         distinct, where = torch.unique(ids, return_inverse=True)
         h = F.gelu(self.token_in(self.words[distinct]))[where]
         for conv in self.token_convs:
-            zero = h.new_zeros(1, h.shape[1])
-            left = torch.cat([zero, h[:-1]]) * has_left
-            right = torch.cat([h[1:], zero]) * has_right
+            left = F.pad(h[:-1], (0, 0, 1, 0)) * has_left  # each token's neighbour before it, zero at a line's start
+            right = F.pad(h[1:], (0, 0, 0, 1)) * has_right
             h = h + F.gelu(conv(torch.cat([left, h, right], 1)))
         index = line.unsqueeze(1).expand_as(h)
         total = h.new_zeros(n_lines, h.shape[1]).scatter_add(0, index, h)
