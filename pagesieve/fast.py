@@ -55,6 +55,7 @@ class FastConfig:
     max_pool: bool = False  # the line vector also holds the elementwise max of its tokens' word vectors
     token_conv: int = 0  # channels of a width-3 convolution over each line's own tokens (0: none); the mean
     token_conv_layers: int = 1  # and max of its output join the line vector (word order, cheaply)
+    conv_ends: bool = False  # with token_conv: the convolved first and last token in place of their 384-wide word vectors
 
 
 def config_dict(cfg: FastConfig) -> dict:
@@ -65,6 +66,8 @@ def config_dict(cfg: FastConfig) -> dict:
         del out["max_pool"]
     if not cfg.token_conv:
         del out["token_conv"], out["token_conv_layers"]
+    if not cfg.conv_ends:
+        del out["conv_ends"]
     return out
 
 
@@ -149,13 +152,15 @@ class LinePageModel(nn.Module):
         table = word_table if word_table is not None else torch.zeros(vocab if line_dim is None else 1, cfg.word_dim)
         self.register_buffer("words", table.float(), persistent=False)  # frozen; read from the backbone
         d = cfg.hidden
-        word_vectors = 4 if cfg.max_pool else 3  # mean (max), first, last
+        if cfg.conv_ends and not cfg.token_conv:
+            raise ValueError("conv_ends takes the first and last token from the token convolution: set token_conv too")
+        word_vectors = (2 if cfg.max_pool else 1) + (0 if cfg.conv_ends else 2)  # mean (max) (first, last)
         in_dim = (word_vectors * cfg.word_dim if line_dim is None else line_dim) + N_FEATURES
         if cfg.token_conv:
             k = cfg.token_conv
             self.token_in = nn.Linear(cfg.word_dim, k)
             self.token_convs = nn.ModuleList(nn.Linear(3 * k, k) for _ in range(cfg.token_conv_layers))
-            in_dim += 2 * k  # the mean and the max of the convolved tokens
+            in_dim += (4 if cfg.conv_ends else 2) * k  # the mean and the max of the convolved tokens (first, last)
         self.line_in = nn.Sequential(nn.Linear(in_dim, d), nn.GELU(), nn.LayerNorm(d))
         self.from_top = nn.Embedding(N_BUCKETS, d)
         self.from_bottom = nn.Embedding(N_BUCKETS, d)
@@ -169,12 +174,15 @@ class LinePageModel(nn.Module):
         pooled = [mean, F.embedding_bag(ids, self.words, offsets, mode="max")] if self.cfg.max_pool else [mean]
         if self.cfg.token_conv:
             pooled += self.convolved_tokens(ids, offsets)
+        if self.cfg.conv_ends:
+            return torch.cat(pooled, -1)
         return torch.cat([*pooled, self.words[first], self.words[last]], -1)
 
     def convolved_tokens(self, ids: torch.Tensor, offsets: torch.Tensor) -> list[torch.Tensor]:
         """Per line, the mean and the max of its tokens after `token_conv_layers` residual convolutions of width 3
-        over the line's tokens alone, run on the flat token stream (each token's neighbours are zero across a line
-        boundary). The projection of the word vectors runs once per distinct token of the batch."""
+        over the line's tokens alone (with `conv_ends`, also its first and its last token's), run on the flat token
+        stream (each token's neighbours are zero across a line boundary). The projection of the word vectors runs
+        once per distinct token of the batch."""
         n_lines = len(offsets)
         counts = torch.diff(offsets, append=offsets.new_tensor([len(ids)]))
         line = torch.repeat_interleave(torch.arange(n_lines, device=ids.device), counts, output_size=len(ids))
@@ -191,6 +199,8 @@ class LinePageModel(nn.Module):
         total = h.new_zeros(n_lines, h.shape[1]).scatter_add(0, index, h)
         mean = total / counts.clamp(min=1).unsqueeze(1).to(h.dtype)
         top = h.new_zeros(n_lines, h.shape[1]).scatter_reduce(0, index, h, "amax", include_self=False)
+        if self.cfg.conv_ends:  # lines are never empty (a line's tokens start with its first)
+            return [mean, top, h[offsets], h[offsets + counts - 1]]
         return [mean, top]
 
     def lines_in(self, ids, offsets, first, last, feats, top, bottom) -> torch.Tensor:

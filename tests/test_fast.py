@@ -56,7 +56,8 @@ def test_labels_do_not_depend_on_batch_or_window_neighbours(fast_dir, test_pages
     assert len(together[0]) == len(long_page)
 
 
-@pytest.mark.parametrize("line_vectors", [{}, {"max_pool": True}, {"token_conv": 8, "token_conv_layers": 2}])
+@pytest.mark.parametrize("line_vectors", [{}, {"max_pool": True}, {"token_conv": 8, "token_conv_layers": 2},
+                                          {"token_conv": 8, "conv_ends": True}])
 def test_packed_forward_is_the_padded_forward(line_vectors):
     """Inference packs pages without padding (attention per page); training pads them to one width: the
     same logits, whole pages and windows of their lines alike."""
@@ -184,14 +185,16 @@ def test_class_counts_are_the_regex_counts_of_each_text():
     assert expected[2][0] >= 4 and expected[4][3] == 5  # the texts exercise the classes: the check can fail
 
 
-def test_token_convolution_sees_its_own_line_only(tmp_path):
-    """With `token_conv`, a line's vector depends on the order of its own tokens but not on its neighbour
-    lines' tokens (the convolution runs over the flat token stream of the batch); the setting is saved."""
+@pytest.mark.parametrize("conv_ends", [False, True])
+def test_token_convolution_sees_its_own_line_only(tmp_path, conv_ends):
+    """With `token_conv` (and `conv_ends`: the convolved first and last token instead of their word vectors), a
+    line's vector depends on the order of its own tokens but not on its neighbour lines' tokens (the convolution
+    runs over the flat token stream of the batch); the settings are saved."""
     import torch
     from pagesieve import fast
 
     torch.manual_seed(0)
-    cfg = fast.FastConfig(**TINY, token_conv=4, token_conv_layers=2)
+    cfg = fast.FastConfig(**TINY, token_conv=4, token_conv_layers=2, conv_ends=conv_ends)
     model = fast.LinePageModel(cfg, torch.randn(20, cfg.word_dim)).eval()
 
     def vectors(lines):
@@ -206,5 +209,9 @@ def test_token_convolution_sees_its_own_line_only(tmp_path):
     torch.testing.assert_close(vectors([[7], [3, 4, 5, 6], [8, 9, 10]])[1], alone)
     assert not torch.allclose(vectors([[3, 5, 4, 6]])[0], alone)  # the same tokens, first and last; another order
     saved = json.loads((fast.save(model, tmp_path / "conv") / "config.json").read_text())["fast"]
-    assert saved["token_conv"] == 4 and saved["token_conv_layers"] == 2
+    assert saved["token_conv"] == 4 and saved["token_conv_layers"] == 2 and saved.get("conv_ends", False) == conv_ends
+    assert ("conv_ends" in saved) == conv_ends  # off: left out, so configs without it keep their identity
     assert fast.config_dict(fast.load(tmp_path / "conv").cfg) == saved
+    assert len(alone) == (1 if conv_ends else 3) * cfg.word_dim + (4 if conv_ends else 2) * 4
+    with pytest.raises(ValueError, match="set token_conv"):
+        fast.LinePageModel(fast.FastConfig(**TINY, conv_ends=True), torch.randn(20, cfg.word_dim))
