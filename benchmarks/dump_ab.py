@@ -1,0 +1,79 @@
+"""Two (or more) models' dump time on the same pages, alternated round by round in one process.
+
+    python benchmarks/dump_ab.py --models fast,runs/fast-convends/best --rounds 8
+
+`throughput.py` runs each system in a process of its own, which measures its memory but adds the noise of
+separate processes (its rows' timings spread by up to a quarter within one run). Here the models share one
+process, each round times every model once (`predict_dump` over the same JSONL input, as `pagesieve predict`
+runs it), the order reversed every other round, and the medians are compared: a finer measure of a ratio
+between models of the same tier. The pages are `throughput.py`'s (`--gold`, `--limit`), from their HTML or text.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.throughput import SHARED, cold_word_cache, run_in_child  # noqa: E402
+
+
+def main(argv: list[str] | None = None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", required=True, help="comma-separated model folders or names (model, fast, cascade)")
+    ap.add_argument("--rounds", type=int, default=8, help="timings of each model, alternated; medians compared")
+    ap.add_argument("--input", choices=("HTML", "text"), default="HTML")
+    ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--gold", default="validation")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--renderer", default="innertext")
+    ap.add_argument("--corpora", default=str(SHARED / "corpora"))
+    args = ap.parse_args(argv)
+
+    from pagesieve.cli import passive_openmp
+
+    passive_openmp()  # as `pagesieve predict` runs
+    from pagesieve import Predictor
+    from pagesieve.dump import predict_dump
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        loaded = run_in_child(dict(kind="pages", gold=args.gold.split(","), corpora=args.corpora,
+                                   renderer=args.renderer, limit=args.limit), tmp)
+        if "error" in loaded or not loaded["pages"]:
+            sys.exit(f"no gold pages with HTML ({loaded.get('error', 'are the corpora at --corpora?')})")
+        field = args.input.lower()
+        source = tmp / "pages.jsonl"
+        with open(source, "w", encoding="utf-8") as fh:
+            for p in loaded["pages"]:
+                fh.write(json.dumps({"id": p["id"], field: p[field]}, ensure_ascii=False) + "\n")
+        names = args.models.split(",")
+        models = {name: Predictor.from_pretrained(name, runtime=args.runtime) for name in names}
+
+        def dump(p):
+            predict_dump([str(source)], str(tmp / "out.jsonl"), predictor=p, renderer=args.renderer, progress=False)
+
+        for p in models.values():
+            dump(p)  # warm: kernels, allocator
+        seconds = {name: [] for name in names}
+        for r in range(args.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                cold_word_cache(models[name])
+                t = time.perf_counter()
+                dump(models[name])
+                seconds[name].append(time.perf_counter() - t)
+    pages = len(loaded["pages"])
+    first = statistics.median(seconds[names[0]])
+    print(f"{pages} pages from {args.input}, {args.rounds} rounds, medians:")
+    for name in names:
+        median = statistics.median(seconds[name])
+        print(f"  {name}: {median:.3f} s ({pages / median:.1f} pages/s), {first / median:.3f}x {names[0]}; "
+              f"rounds {', '.join(f'{s:.2f}' for s in seconds[name])}")
+
+
+if __name__ == "__main__":
+    main()
