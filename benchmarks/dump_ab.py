@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.throughput import SHARED, cold_word_cache, run_in_child  # noqa: E402
 
 
-def main(argv: list[str] | None = None):
+def main(argv: list[str] | None = None) -> dict[str, list[float]]:
+    """Prints the medians; returns each model's timings (seconds, in round order)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", required=True, help="comma-separated model folders or names (model, fast, cascade)")
     ap.add_argument("--rounds", type=int, default=8, help="timings of each model, alternated; medians compared")
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None):
         median = statistics.median(seconds[name])
         print(f"  {name}: {median:.3f} s ({pages / median:.1f} pages/s), {first / median:.3f}x {names[0]}; "
               f"rounds {', '.join(f'{s:.2f}' for s in seconds[name])}")
+    return seconds
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models;
-benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU."""
+benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU; benchmarks/dump_ab.py: one
+run on 3 pages."""
 import html as htmllib
 import importlib.util
 import json
@@ -137,3 +138,17 @@ def test_without_model_gives_constant_probabilities(tiny_model_dir, tiny_fast_di
         bench.without_model(predictor)
         after = np.concatenate([probs for _, probs in predictor.line_probs(pages)])
         np.testing.assert_allclose(after, 0.25, atol=1e-6)
+
+
+def test_dump_ab_times_each_model_once_a_round_on_the_same_pages(tiny_model_dir, tiny_fast_dir, test_pages, tmp_path,
+                                                                  capsys):
+    pages = [dict(p, html=page_html(p)) for p in test_pages[:3]]
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages))
+    seconds = load_benchmark("dump_ab").main(["--models", f"{tiny_fast_dir},{tiny_model_dir}", "--rounds", "3",
+                                              "--runtime", "torch", "--gold", str(gold),
+                                              "--corpora", str(tmp_path / "none")])
+    assert list(seconds) == [str(tiny_fast_dir), str(tiny_model_dir)]
+    assert all(len(s) == 3 and min(s) > 0 for s in seconds.values())
+    out = capsys.readouterr().out
+    assert "3 pages from HTML, 3 rounds" in out and f"{tiny_fast_dir}: " in out and "1.000x" in out
