@@ -5,8 +5,9 @@
 `throughput.py` runs each system in a process of its own, which measures its memory but adds the noise of
 separate processes (its rows' timings spread by up to a quarter within one run). Here the models share one
 process, each round times every model once (`predict_dump` over the same JSONL input, as `pagesieve predict`
-runs it), the order reversed every other round, and the medians are compared: a finer measure of a ratio
-between models of the same tier. The pages are `throughput.py`'s (`--gold`, `--limit`), from their HTML or text.
+runs it), the order reversed every other round. A model's speed against the first is read round by round (the
+first's time over its own, in the same round, so that the machine's drift between rounds cancels): the
+median of those ratios, the ratio of the summed times, and in how many rounds it was faster. The pages are `throughput.py`'s (`--gold`, `--limit`), from their HTML or text.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     ap.add_argument("--renderer", default="innertext")
     ap.add_argument("--corpora", default=str(SHARED / "corpora"))
     args = ap.parse_args(argv)
+    names = args.models.split(",")
+    if len(set(names)) != len(names) or not all(names):
+        sys.exit(f"--models {args.models}: name each model once")
 
     from pagesieve.cli import passive_openmp
 
@@ -52,7 +56,6 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         with open(source, "w", encoding="utf-8") as fh:
             for p in loaded["pages"]:
                 fh.write(json.dumps({"id": p["id"], field: p[field]}, ensure_ascii=False) + "\n")
-        names = args.models.split(",")
         models = {name: Predictor.from_pretrained(name, runtime=args.runtime) for name in names}
 
         def dump(p):
@@ -68,12 +71,15 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
                 dump(models[name])
                 seconds[name].append(time.perf_counter() - t)
     pages = len(loaded["pages"])
-    first = statistics.median(seconds[names[0]])
-    print(f"{pages} pages from {args.input}, {args.rounds} rounds, medians:")
+    first = seconds[names[0]]
+    print(f"{pages} pages from {args.input}, {args.rounds} rounds; speed against {names[0]} (its time / this one's):")
     for name in names:
         median = statistics.median(seconds[name])
-        print(f"  {name}: {median:.3f} s ({pages / median:.1f} pages/s), {first / median:.3f}x {names[0]}; "
-              f"rounds {', '.join(f'{s:.2f}' for s in seconds[name])}")
+        # each round timed the models back to back: its ratio is the paired measure, drift between rounds cancels
+        paired = [a / b for a, b in zip(first, seconds[name])]
+        print(f"  {name}: median {median:.3f} s ({pages / median:.1f} pages/s); per round "
+              f"{', '.join(f'{r:.3f}' for r in paired)}: median {statistics.median(paired):.3f}x, "
+              f"all rounds {sum(first) / sum(seconds[name]):.3f}x, faster in {sum(r > 1 for r in paired)} of {len(paired)}")
     return seconds
 
 

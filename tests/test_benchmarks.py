@@ -151,4 +151,9 @@ def test_dump_ab_times_each_model_once_a_round_on_the_same_pages(tiny_model_dir,
     assert list(seconds) == [str(tiny_fast_dir), str(tiny_model_dir)]
     assert all(len(s) == 3 and min(s) > 0 for s in seconds.values())
     out = capsys.readouterr().out
-    assert "3 pages from HTML, 3 rounds" in out and f"{tiny_fast_dir}: " in out and "1.000x" in out
+    assert "3 pages from HTML, 3 rounds" in out and f"{tiny_fast_dir}: " in out
+    first, second = (line for line in out.splitlines() if line.startswith("  "))
+    assert "per round 1.000, 1.000, 1.000: median 1.000x, all rounds 1.000x, faster in 0 of 3" in first
+    ratios = [a / b for a, b in zip(*seconds.values())]
+    assert f"all rounds {sum(seconds[str(tiny_fast_dir)]) / sum(seconds[str(tiny_model_dir)]):.3f}x" in second
+    assert f"faster in {sum(r > 1 for r in ratios)} of 3" in second
