@@ -3,7 +3,8 @@
 A line's vector is context-free and cheap: the mean of the backbone's (frozen) word embeddings over its
 first tokens (and, with `max_pool`, their elementwise max), the embeddings of its first and last token, a
 few shape features (length, digits, capitals, punctuation, repeats on the page) and, with `token_conv`, the
-mean and max of a small convolution over the line's tokens (word order). A 4-layer transformer then reads
+mean and max of a small convolution over the line's tokens (word order; with `conv_ends`, also its output at
+the first and last token, in place of their word embeddings). A 4-layer transformer then reads
 the vectors of the whole page (up to `max_lines` lines at once, windows of lines beyond) with each line's
 position from the top and from the bottom, so it can see where the piece ends, where the footer starts and
 that a line repeats a menu above. No cross-line attention over tokens, no token windows: the cost per page
@@ -59,8 +60,8 @@ class FastConfig:
 
 
 def config_dict(cfg: FastConfig) -> dict:
-    """The config as saved and hashed. `max_pool` and `token_conv` came after the fast tier 0.4.0 and are left
-    out while off, so that config and the identity of dumps made with it do not change."""
+    """The config as saved and hashed. `max_pool`, `token_conv` and `conv_ends` came after the fast tier 0.4.0 and
+    are left out while off, so that config and the identity of dumps made with it do not change."""
     out = asdict(cfg)
     if not cfg.max_pool:
         del out["max_pool"]
@@ -199,7 +200,7 @@ class LinePageModel(nn.Module):
         total = h.new_zeros(n_lines, h.shape[1]).scatter_add(0, index, h)
         mean = total / counts.clamp(min=1).unsqueeze(1).to(h.dtype)
         top = h.new_zeros(n_lines, h.shape[1]).scatter_reduce(0, index, h, "amax", include_self=False)
-        if self.cfg.conv_ends:  # lines are never empty (a line's tokens start with its first)
+        if self.cfg.conv_ends:  # a line has at least one token (the encoder gives an empty one a bare "▁")
             return [mean, top, h[offsets], h[offsets + counts - 1]]
         return [mean, top]
 
