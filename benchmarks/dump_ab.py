@@ -2,12 +2,14 @@
 
     python benchmarks/dump_ab.py --models fast,runs/fast-convends/best --rounds 8
 
-`throughput.py` runs each system in a process of its own, which measures its memory but adds the noise of
-separate processes (its rows' timings spread by up to a quarter within one run). Here the models share one
-process, each round times every model once (`predict_dump` over the same JSONL input, as `pagesieve predict`
-runs it), the order reversed every other round. A model's speed against the first is read round by round (the
-first's time over its own, in the same round, so that the machine's drift between rounds cancels): the
-median of those ratios, the ratio of the summed times, and in how many rounds it was faster. The pages are `throughput.py`'s (`--gold`, `--limit`), from their HTML or text.
+`throughput.py` runs each system in a process of its own, which measures its memory too. Here the models share
+one process, and each round times every model once: `predict_dump` over the same JSONL input, as `pagesieve
+predict` runs it, with the order reversed every other round. A model's speed against the first is read round by
+round, as the first's time over its own in the same round, so that the machine's drift between rounds cancels.
+It prints the median of those ratios, the ratio of the summed times, and in how many rounds the model was
+faster. On 308 pages the per-round ratios of two fast-tier models still spread from 0.84 to 1.07 over eight
+rounds (`docs/model-history.md`, candidate FE), so run several rounds and read all three figures. The pages are
+`throughput.py`'s (`--gold`, `--limit`), from their HTML or text.
 """
 from __future__ import annotations
 
