@@ -26,10 +26,10 @@ from benchmarks.throughput import SHARED, cold_word_cache, run_in_child  # noqa:
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
-    """Prints the medians; returns each model's timings (seconds, in round order)."""
+    """Prints each model's median time and per-round ratios; returns its timings (seconds, in round order)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", required=True, help="comma-separated model folders or names (model, fast, cascade)")
-    ap.add_argument("--rounds", type=int, default=8, help="timings of each model, alternated; medians compared")
+    ap.add_argument("--rounds", type=int, default=8, help="timings of each model, alternated (the order reversed every other round)")
     ap.add_argument("--input", choices=("HTML", "text"), default="HTML")
     ap.add_argument("--runtime", default="auto")
     ap.add_argument("--gold", default="validation")
