@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     """Prints each model's median time and per-round ratios; returns its timings (seconds, in round order)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", required=True, help="comma-separated model folders or names (model, fast, cascade)")
-    ap.add_argument("--rounds", type=int, default=8, help="timings of each model, alternated (the order reversed every other round)")
+    ap.add_argument("--rounds", type=int, default=8,
+                    help="timings of each model, alternated (the order reversed every other round)")
     ap.add_argument("--input", choices=("HTML", "text"), default="HTML")
     ap.add_argument("--runtime", default="auto")
     ap.add_argument("--gold", default="validation")
