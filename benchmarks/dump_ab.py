@@ -14,7 +14,6 @@ rounds (`docs/model-history.md`, candidate FE), so run several rounds and read a
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.throughput import SHARED, cold_word_cache, run_in_child  # noqa: E402
+from benchmarks.throughput import SHARED, cold_word_cache, run_in_child, write_input  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
@@ -54,11 +53,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
                                    renderer=args.renderer, limit=args.limit), tmp)
         if "error" in loaded or not loaded["pages"]:
             sys.exit(f"no gold pages with HTML ({loaded.get('error', 'are the corpora at --corpora?')})")
-        field = args.input.lower()
         source = tmp / "pages.jsonl"
-        with open(source, "w", encoding="utf-8") as fh:
-            for p in loaded["pages"]:
-                fh.write(json.dumps({"id": p["id"], field: p[field]}, ensure_ascii=False) + "\n")
+        write_input(loaded["pages"], args.input.lower(), source)
         models = {name: Predictor.from_pretrained(name, runtime=args.runtime) for name in names}
 
         def dump(p):

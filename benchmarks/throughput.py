@@ -238,6 +238,13 @@ def gold_pages(sources: list[str], corpora: Path, renderer: str, limit: int | No
     return with_html, len(pages) - len([p for p in pages if p["html"]])
 
 
+def write_input(pages: list[dict], field: str, path: Path):
+    """The pages as a dump's JSONL input: each record its id and its `html` or `text`."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for p in pages:
+            fh.write(json.dumps({"id": p["id"], field: p[field]}, ensure_ascii=False) + "\n")
+
+
 def synthetic_dump(pages: list[dict], n: int, path: Path, seed: int = 0) -> int:
     """N pages of the pages' lines, reshuffled; returns their line count."""
     rng = random.Random(seed)
@@ -377,9 +384,7 @@ def main(argv: list[str] | None = None):
         tmp = Path(tmp)
         inputs = {"HTML": tmp / "html.jsonl", "text": tmp / "text.jsonl"}
         for kind, field in (("HTML", "html"), ("text", "text")):
-            with open(inputs[kind], "w", encoding="utf-8") as fh:
-                for p in pages:
-                    fh.write(json.dumps({"id": p["id"], field: p[field]}, ensure_ascii=False) + "\n")
+            write_input(pages, field, inputs[kind])
         lines_of = {"HTML": n_lines, "text": n_lines}
         if args.synthetic:
             inputs["synthetic"] = tmp / "synthetic.jsonl"
