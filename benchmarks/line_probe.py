@@ -34,7 +34,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pagesieve import fast  # noqa: E402
+from pagesieve import encoding, fast  # noqa: E402
 from pagesieve.labels import IGNORE, LABEL2ID, LABELS  # noqa: E402
 
 LINE_TOKENS = 24
@@ -169,8 +169,8 @@ def main(argv=None):
         out = []
         for p in ps:
             y = np.array([LABEL2ID.get(p["labels"][i], IGNORE) if p["labels"][i] else IGNORE for i in p["kept"]])
-            out.append(fast.EncodedLines(len(p["lines"]), p["kept"], [[r] for r in p["rows"]],
-                                         fast.line_features([p["lines"][i] for i in p["kept"]]), y))
+            out.append(encoding.EncodedLines(len(p["lines"]), p["kept"], [[r] for r in p["rows"]],
+                                             encoding.line_features([p["lines"][i] for i in p["kept"]]), y))
         return out
 
     train = encoded(pages["train"])

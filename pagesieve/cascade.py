@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .fast import EncodedLines, _Config
+from .encoding import EncodedLines
+from .fast import _Config
 from .labels import LABELS
 from .modeling import arch_of
 from .predictor import Predictor

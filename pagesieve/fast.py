@@ -15,31 +15,26 @@ everything but the word table, which is read from the packaged backbone like the
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import regex
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .labels import IGNORE, LABEL2ID, LABELS
+from .encoding import N_FEATURES, EncodedLines, LineEncoder
+from .labels import IGNORE, LABELS
 from .modeling import arch_of, to_device, word_table  # the backbone's word table, as the base model reads it
 from .onnxrt import FAST_RUNTIMES
 from .predictor import Predictor, check_batch_size
 
 ARCH = "line-page"
 N_BUCKETS = 48  # log-spaced position buckets, from the top and from the bottom of the page
-SENTENCE_END = tuple(".!?。！？…:;»\"')")
-BULLETS = tuple("©•·|-–—*>›»#→►▶")
-YEAR = re.compile(r"\b(19|20)\d\d\b")
-URLISH = re.compile(r"https?://|www\.|@|\.(com|org|net|de|ru|fr)\b", re.I)
+
 
 
 @dataclass
@@ -76,69 +71,6 @@ def bucket(i: np.ndarray) -> np.ndarray:
     """0, 1, 2, 3 exact, then log-spaced: position 1,000 and 1,100 share a bucket, 1 and 2 do not."""
     i = np.asarray(i, dtype=np.float64)
     return np.minimum(np.where(i < 4, i, 4 + np.floor(np.log2(np.maximum(i, 1) / 4) * 6)), N_BUCKETS - 1).astype(np.int64)
-
-
-N_FEATURES = 15
-
-
-# Characters of a class: letters, digits, capitals, punctuation (the counts of str.isalpha / isdigit / isupper
-# and unicodedata's P* categories, which the released tier was trained on, on all 433,025 lines of the gold
-# pages; they can differ only on characters newer than Python's Unicode tables). Counted for a whole page at
-# once through a table of every code point: 0.16 ms/page against 1.0 with a regex per line and class.
-CHAR_CLASSES = (r"\p{L}", r"[\p{Nd}\p{Numeric_Type=Digit}]", r"[\p{Lu}\p{Other_Uppercase}]", r"\p{P}")
-
-
-@functools.cache
-def char_class_table() -> np.ndarray:
-    """(0x110000,) uint8: bit k set where the code point is in CHAR_CLASSES[k] (built once, ~0.2 s)."""
-    table = np.zeros(0x110000, np.uint8)
-    for start in range(0, 0x110000, 0x10000):  # a plane at a time: little memory
-        plane = "".join(map(chr, range(start, start + 0x10000)))
-        for k, pattern in enumerate(CHAR_CLASSES):
-            table[[start + m.start() for m in regex.finditer(pattern, plane)]] |= 1 << k
-    return table
-
-
-def class_counts(texts: list[str]) -> np.ndarray:
-    """(texts, len(CHAR_CLASSES)) how many characters of each text are in each class."""
-    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
-    ends = np.cumsum(lengths)
-    code_points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
-    classes = char_class_table()[code_points]
-    out = np.zeros((len(texts), len(CHAR_CLASSES)), np.int64)
-    for k in range(len(CHAR_CLASSES)):
-        running = np.concatenate([[0], np.cumsum((classes >> k) & 1)])
-        out[:, k] = running[ends] - running[ends - lengths]
-    return out
-
-
-def line_features(lines: list[str]) -> np.ndarray:
-    """Shape features of each (non-blank) line of one page, and how often it occurs on the page: a column
-    at a time (numpy, or one C-level string method per line), not a row of Python arithmetic per line."""
-    n = len(lines)
-    counts = collections.Counter(lines)
-    stripped = [line.strip() for line in lines]
-    letters, digits, upper, punct = class_counts(stripped).T
-    length = np.fromiter(map(len, stripped), np.float64, n)
-    words = np.fromiter((len(s.split()) for s in stripped), np.float64, n)
-    per_char = np.maximum(length, 1)
-    out = np.empty((n, N_FEATURES), np.float64)
-    out[:, 0] = np.log1p(length) / 6
-    out[:, 1] = np.log1p(words) / 5
-    out[:, 2] = digits / per_char
-    out[:, 3] = upper / np.maximum(letters, 1)
-    out[:, 4] = punct / per_char
-    out[:, 5] = letters / per_char
-    out[:, 6] = [s.endswith(SENTENCE_END) for s in stripped]
-    out[:, 7] = [s.startswith(BULLETS) for s in stripped]
-    out[:, 8] = np.log1p([s.count("|") + s.count("·") + s.count("•") for s in stripped])
-    out[:, 9] = [YEAR.search(s) is not None for s in stripped]
-    out[:, 10] = [URLISH.search(s) is not None for s in stripped]
-    out[:, 11] = np.log1p([counts[line] - 1 for line in lines])
-    out[:, 12] = words <= 3
-    out[:, 13] = np.arange(n) / max(n - 1, 1)
-    out[:, 14] = np.array([s.isupper() for s in stripped], dtype=bool) & (letters > 1)
-    return out.astype(np.float32)
 
 
 class LinePageModel(nn.Module):
@@ -246,37 +178,6 @@ def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, bounds: li
         att.append(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b - a, d))
     x = x + sa.out_proj(torch.cat(att) if att else qkv.new_zeros(0, d))
     return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
-
-
-@dataclass
-class EncodedLines:
-    """One page (or window of lines) ready for the model."""
-    n_lines: int
-    kept: list[int]  # indexes of the non-blank lines in the page
-    tokens: list[list[int]]
-    feats: np.ndarray
-    labels: np.ndarray | None = None
-
-
-class LineEncoder:
-    """Pages -> per-line token ids and features (tokenizer work; pickles to worker processes)."""
-
-    def __init__(self, tokenizer, line_tokens: int = 32):
-        from .encoding import PageEncoder
-
-        self.tokens = PageEncoder(tokenizer, max_length=line_tokens + 2, line_token_budget=line_tokens, overlap=0)
-
-    def encode_many(self, pages: list[list[str]], labels: list[list] | None = None) -> list[EncodedLines]:
-        kept = [[i for i, line in enumerate(lines) if line.strip()] for lines in pages]
-        flat = self.tokens.line_tokens([lines[i] for lines, k in zip(pages, kept) for i in k])
-        out, pos = [], 0
-        for p, (lines, k) in enumerate(zip(pages, kept)):
-            y = None
-            if labels is not None:
-                y = np.array([LABEL2ID.get(labels[p][i], IGNORE) if labels[p][i] else IGNORE for i in k], dtype=np.int64)
-            out.append(EncodedLines(len(lines), k, flat[pos:pos + len(k)], line_features([lines[i] for i in k]), y))
-            pos += len(k)
-        return out
 
 
 def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None) -> dict:

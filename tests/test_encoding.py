@@ -150,20 +150,28 @@ def test_words_many_to_a_call_and_the_fallbacks_give_the_whole_line_ids(tokenize
     assert blind.line_tokens(lines) == expect
 
 
-def test_pickled_encoder_needs_no_transformers(encoder, tmp_path):
-    """What `predict --workers` sends to its processes: the same windows, without transformers."""
+@pytest.mark.parametrize("tier", ["base", "fast"])
+def test_pickled_encoder_needs_no_transformers_nor_torch(encoder, tokenizer, tier, tmp_path):
+    """What `predict --workers` sends to its processes: the same encodings, without transformers or torch
+    (whose import cost each worker ~2 s and a few hundred MB)."""
     import json
     import pickle
     import subprocess
     import sys
 
+    from pagesieve.encoding import LineEncoder
+
+    enc = encoder if tier == "base" else LineEncoder(tokenizer, line_tokens=8)
     pages = [["Home", "Заголовок открываемого материала", "", "首页 新闻"], [f"line {i} of a page" for i in range(40)]]
-    (tmp_path / "enc.pkl").write_bytes(pickle.dumps(encoder))
+    (tmp_path / "enc.pkl").write_bytes(pickle.dumps(enc))
     code = ("import json, pickle, sys; enc = pickle.load(open(sys.argv[1], 'rb')); "
-            "pages = json.loads(sys.argv[2]); "
-            "print(json.dumps([[w.input_ids for w in p.windows] for p in enc.encode_many(pages)])); "
-            "print('transformers' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "enc.pkl"), json.dumps(pages)],
+            "pages = enc.encode_many(json.loads(sys.argv[2])); "
+            "print(json.dumps([[w.input_ids for w in p.windows] if sys.argv[3] == 'base' "
+            "else [p.tokens, p.feats.tolist()] for p in pages])); "
+            "print('transformers' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "enc.pkl"), json.dumps(pages), tier],
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    assert json.loads(out[0]) == [[w.input_ids for w in p.windows] for p in encoder.encode_many(pages)]
-    assert out[1] == "False"
+    here = enc.encode_many(pages)
+    assert json.loads(out[0]) == [[w.input_ids for w in p.windows] if tier == "base" else [p.tokens, p.feats.tolist()]
+                                  for p in here]
+    assert out[1] == "False False"

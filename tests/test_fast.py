@@ -176,7 +176,7 @@ def test_class_counts_are_the_regex_counts_of_each_text():
     astral characters, lone surrogates, empty texts and characters of every class included."""
     import regex
 
-    from pagesieve.fast import CHAR_CLASSES, class_counts
+    from pagesieve.encoding import CHAR_CLASSES, class_counts
 
     texts = ["", "Hello, World! 2024", "𝐀𝐁𝐂 ١٢٣ ǅ Ⅻ ⅻ", "\ud800 lone", "«Привет», — сказал он.", "", "x" * 1000, "日本語。"]
     expected = [[len(regex.findall(p, t)) for p in CHAR_CLASSES] for t in texts]
