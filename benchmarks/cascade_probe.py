@@ -2,11 +2,12 @@
 
     python benchmarks/cascade_probe.py                                    # half A, the settings of the table
     python benchmarks/cascade_probe.py --data runs/validation-A.jsonl --settings 0.85:2:8,0.9:2:0,0.85:2:4:16:32
+    python benchmarks/cascade_probe.py --fast runs/fast-convends/best --settings 0.7:2:8,0.85:2:8
 
 For each setting THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:UNSURE_TOKENS[:OVERLAP_TOKENS]] (the settings of
 `pagesieve.cascade`; THRESHOLD one number or one per label, in the models' order: 0.7/0.85/0.8/0.85; tokens 0:
 all the base model reads of a line; no OVERLAP_TOKENS: the base model's), the released
-fast tier and base model (their CPU defaults: bf16 where native, onnx-int8) run as `pagesieve.cascade` runs
+fast tier (or `--fast FOLDER`) and base model (their CPU defaults: bf16 where native, onnx-int8) run as `pagesieve.cascade` runs
 them, on labeled pages; printed: macro-F1 and per-class F1 on the gold lines, the share of lines the fast tier
 is unsure of, and the tokens and segments the base model reads, next to the base model alone. Choose settings
 on pages that do not judge them (half A); `runs/validation-A.jsonl` is written by `pagesieve.data.annotate`.
@@ -32,6 +33,7 @@ def main(argv=None):
     ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"), help="labeled pages (JSONL)")
     ap.add_argument("--settings", default=SETTINGS,
                     help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:UNSURE_TOKENS[:OVERLAP_TOKENS]]")
+    ap.add_argument("--fast", default="fast", help="the fast tier's folder (default: the released one)")
     args = ap.parse_args(argv)
     from pagesieve import Predictor
     from pagesieve.cascade import CascadePredictor
@@ -43,7 +45,7 @@ def main(argv=None):
     gold = np.array([LABEL2ID.get(p["labels"][i], IGNORE) if p["labels"][i] else IGNORE
                      for p in pages for i, line in enumerate(p["lines"]) if line.strip()])
     scored = gold != IGNORE
-    fast = Predictor.from_pretrained("fast", runtime="auto")
+    fast = Predictor.from_pretrained(args.fast, runtime="auto")
     base = Predictor.from_pretrained(runtime="auto")
 
     def row(name, probs, extra):
