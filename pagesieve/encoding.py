@@ -1,6 +1,6 @@
 """A page (its lines) -> token windows for the token classifier, and back; and, at the end, a page -> the
-fast tier's lines (tokens and shape features: `LineEncoder`). Nothing here imports torch: `predict --workers`
-processes import this module only.
+fast tier's lines (tokens and shape features: `LineEncoder`). Nothing here imports torch or transformers: the
+`predict --workers` processes that unpickle these encoders do without them.
 
 Rules (the model and the training data share them):
 - Blank lines carry no label and are skipped; every other line gets exactly one prediction.

@@ -11,7 +11,8 @@ that a line repeats a menu above. No cross-line attention over tokens, no token 
 is tokenizing plus a pass over a few hundred vectors.
 
 The checkpoint (config.json with `"pagesieve_arch": "line-page"`, model.safetensors in fp16) holds
-everything but the word table, which is read from the packaged backbone like the base model's.
+everything but the word table, which is read from the packaged backbone like the base model's. The line's tokens
+and shape features come from `pagesieve.encoding.LineEncoder` (no torch there, for worker processes).
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from .predictor import Predictor, check_batch_size
 
 ARCH = "line-page"
 N_BUCKETS = 48  # log-spaced position buckets, from the top and from the bottom of the page
-
 
 
 @dataclass

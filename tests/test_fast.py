@@ -63,6 +63,7 @@ def test_packed_forward_is_the_padded_forward(line_vectors):
     same logits, whole pages and windows of their lines alike."""
     import torch
     from pagesieve import fast
+    from pagesieve.encoding import N_FEATURES, EncodedLines
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -71,7 +72,7 @@ def test_packed_forward_is_the_padded_forward(line_vectors):
     pages = []
     for n in (1, 5, 16, 3, 30):
         tokens = [rng.integers(0, 50, rng.integers(1, 9)).tolist() for _ in range(n)]
-        pages.append(fast.EncodedLines(n, list(range(n)), tokens, rng.random((n, fast.N_FEATURES), dtype=np.float32)))
+        pages.append(EncodedLines(n, list(range(n)), tokens, rng.random((n, N_FEATURES), dtype=np.float32)))
     spans = [(0, 1), (0, 5), (2, 14), (0, 3), (10, 26)]
     with torch.no_grad():
         padded_inputs, _ = fast.collate(pages, spans)
