@@ -269,8 +269,8 @@ def add_model_options(parser, runtime_default: str | None = "auto"):
     """--model; with a runtime_default, also --device and --runtime, for the commands that label
     (prepare and export, which label nothing, pass None)."""
     parser.add_argument("--model", help="model folder, Hugging Face Hub id org/name, `fast` (the released fast tier) "
-                                        "or `cascade` (the fast tier, then the base model on the lines the fast tier "
-                                        "is unsure of); default: the released model")
+                                        "or `cascade` (a fast model of its own on every line, then the base model on "
+                                        "the lines it is unsure of); default: the released model")
     if runtime_default is None:
         return
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available, in bf16 there)")

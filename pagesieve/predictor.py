@@ -70,7 +70,8 @@ class Predictor:
         a Hugging Face Hub id "org/name" (downloaded once into the Hub cache; offline, from that cache),
         or None: the released model (`model/` in a checkout, else the copy installed with the package);
         "fast": the released fast tier (`model/fast/`: a page transformer over cheap line vectors);
-        "cascade": the fast tier, then the base model on the lines the fast tier is unsure of (`model/cascade/`).
+        "cascade": its own fast model on every line, then the base model on the lines that one is unsure of
+        (`model/cascade/`, its fast model in `model/cascade/fast/`).
 
         `runtime` on a CPU: "torch" (fp32), "torch-int8" (torch dynamic quantization: faster, less
         accurate), "torch-bf16" (bfloat16), "onnx" (ONNX Runtime, fp32), "onnx-int8" (ONNX Runtime with

@@ -169,7 +169,7 @@ def test_wheel_ships_the_released_model(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         sizes = {i.filename: i.file_size for i in z.infolist()}
     for f in ("config.json", "model.safetensors", "README.md", "fast/config.json", "fast/model.safetensors",
-              "cascade/config.json"):  # the three tiers
+              "cascade/config.json", "cascade/fast/config.json", "cascade/fast/model.safetensors"):  # the three tiers
         assert sizes.get(f"pagesieve/_model/{f}") == (ROOT / "model" / f).stat().st_size, f
     code = {p.relative_to(ROOT).as_posix() for p in (ROOT / "pagesieve").rglob("*.py") if "__pycache__" not in p.parts}
     assert code <= set(sizes), sorted(code - set(sizes))  # every module still packaged
