@@ -328,8 +328,8 @@ def main(argv: list[str] | None = None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=None,
                     help="comma-separated model folders, Hub ids or names: model (the released base model), "
-                         "fast (the released fast tier), cascade (the fast tier, then the base model on the lines it is "
-                         "unsure of); default: model,fast when the fast tier is released")
+                         "fast (the released fast tier), cascade (its own fast model, then the base model on the lines it "
+                         "is unsure of); default: model,fast when the fast tier is released")
     ap.add_argument("--runtimes", default="auto",
                     help="runtimes of the models, compared in this run: auto (as `predict`: the base model onnx-int8 on "
                          "a CPU, torch on a GPU; the fast tier bf16 where native), torch, torch-int8, torch-bf16, onnx, "

@@ -1,18 +1,19 @@
-"""The cascade: the fast tier on every line, the base model only where the fast tier is unsure.
+"""The cascade: a fast-tier model on every line, the base model only where the fast model is unsure.
 
-Where the fast tier's top probability is high it is about as right as the base model, and most lines are
-such lines; the base model's cost is its encoder over every token. So the cascade runs the fast tier on the
+Where the fast model's top probability is high it is about as right as the base model, and most lines are
+such lines; the base model's cost is its encoder over every token. So the cascade runs the fast model on the
 whole page, then the base model (unchanged) over each run of unsure lines (top probability < `threshold`, one
-number or one per label the fast tier gives the line: {"content": 0.7, "caption": 0.85, ...}),
+number or one per label the fast model gives the line: {"content": 0.7, "caption": 0.85, ...}),
 widened by `context_lines` lines on either side whose tokens are cut to `context_tokens`: the base model sees
 an unsure line among its neighbours, as in its own windows. An unsure line takes the base model's
-probabilities; every other line keeps the fast tier's. A line's result depends on its own page only.
+probabilities; every other line keeps the fast model's. A line's result depends on its own page only.
 
-A cascade is a folder holding only `config.json`: {"pagesieve_arch": "cascade", "fast": "../fast", "base": "..",
+A cascade is a folder with a `config.json`: {"pagesieve_arch": "cascade", "fast": "fast", "base": "..",
 "threshold": ..., "context_lines": ..., "context_tokens": ..., "unsure_tokens": ..., "overlap_tokens": ...}, the
-two models' folders relative to it. `context_tokens` and `unsure_tokens` (tokens the base model reads of a context
-line and of an unsure line) 0 (or for `unsure_tokens` absent): all the tokens it reads of a line; `overlap_tokens`
-(what consecutive windows of a long run share) absent: the base model's own. The released one is
+two models' folders relative to it (the fast one may be a subfolder, as in the released one). `context_tokens`
+and `unsure_tokens` (tokens the base model reads of a context line and of an unsure line) 0 (or for
+`unsure_tokens` absent): all the tokens it reads of a line; `overlap_tokens` (what consecutive windows of a long
+run share) absent: the base model's own. The released one is
 `model/cascade/` (`--model cascade`): its own fast model `model/cascade/fast/` (a fast tier with word order in its
 line vectors, more accurate than `model/fast` and a little slower) and the base model `model/`; how its models and
 settings were chosen: docs/model-history.md.

@@ -176,7 +176,7 @@ def load(path: str | Path | None = None, dtype: torch.dtype = torch.float32) -> 
     path = resolve(path)
     arch = arch_of(path)  # the other tiers: "line-page" (pagesieve.fast), "cascade" (pagesieve.cascade)
     if arch == "cascade":
-        raise ValueError(f"{path} is a cascade (a config over a fast tier and a base model, no weights of its own): "
+        raise ValueError(f"{path} is a cascade (a config over a fast-tier model and a base model): "
                          "load it with pagesieve.Predictor.from_pretrained; it has no Hugging Face export")
     if not _is_model_dir(path):
         raise ModelNotFoundError(f"{path}: not a pagesieve model folder (needs config.json and model.safetensors)")

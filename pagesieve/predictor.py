@@ -84,7 +84,7 @@ class Predictor:
         folder = modeling.resolve(path)
         from . import cascade, fast
 
-        if cascade.is_cascade_dir(folder):  # the fast tier, then the base model on the lines it is unsure of
+        if cascade.is_cascade_dir(folder):  # a fast model, then the base model on the lines it is unsure of
             return cascade.CascadePredictor.from_folder(folder, device, runtime)
         if fast.is_fast_dir(folder):  # the fast tier: a page transformer over cheap line vectors
             fast.resolve_runtime(runtime, "cpu")  # one it lacks: refused before anything loads

@@ -81,3 +81,16 @@ def test_released_cascade_on_gold_dev():
     r = report("cascade", pages, model_predictions(cascade, pages))
     assert r["macro_f1"] >= CASCADE_FLOOR["macro_f1"], r
     assert r["content"]["f1"] >= CASCADE_FLOOR["content_f1"], r
+
+
+def test_released_cascade_is_the_one_chosen():
+    """model/cascade/ is candidate C5 (docs/model-history.md): its own fast model FE in model/cascade/fast/ (word
+    order in the line vectors: conv_ends), the released base model, threshold 0.7; not the fast tier model/fast."""
+    from pagesieve.cascade import read_config
+
+    conf = read_config(ROOT / "model" / "cascade")
+    assert conf["fast"] == (ROOT / "model" / "cascade" / "fast").resolve()
+    assert conf["base"] == (ROOT / "model").resolve()
+    assert conf["threshold"] == 0.7 and conf["context_lines"] == 2 and conf["context_tokens"] == 8
+    fast_cfg = json.loads((conf["fast"] / "config.json").read_text())["fast"]
+    assert fast_cfg.get("conv_ends") is True and fast_cfg.get("token_conv") == 64
