@@ -65,7 +65,8 @@ def test_released_fast_tier_on_gold_dev():
 
 # the cascade (model/cascade/, `--model cascade`: its fast model, then the base model on the lines it is unsure of),
 # with `--runtime auto` as `label` and `predict` run it, measured at its release 0.6.0: dev macro-F1 0.714, content F1
-# 0.882 (above its fast model's own 0.690 / 0.867: a cascade whose base model stopped being asked fails)
+# 0.882, the same with its fast model in fp32 (0.5.0's cascade: 0.726 / 0.883). The floor sits under both and above
+# its fast model's own 0.690 / 0.867: a cascade whose base model stopped being asked fails
 CASCADE_FLOOR = {"macro_f1": 0.705, "content_f1": 0.875}
 
 
@@ -93,6 +94,6 @@ def test_released_cascade_is_the_one_chosen():
     assert conf["fast"] == (ROOT / "model" / "cascade" / "fast").resolve()
     assert conf["base"] == (ROOT / "model").resolve()
     assert conf["threshold"] == 0.7 and conf["context_lines"] == 1 and conf["context_tokens"] == 8
-    assert conf["overlap_tokens"] == 0 and conf.get("unsure_tokens") is None  # unsure lines read whole (C2)
+    assert conf.get("overlap_tokens") == 0 and conf.get("unsure_tokens") is None  # unsure lines read whole (C2)
     fast_cfg = json.loads((conf["fast"] / "config.json").read_text())["fast"]
     assert fast_cfg.get("conv_ends") is True and fast_cfg.get("token_conv") == 64
