@@ -1,6 +1,6 @@
 """benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models;
-benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU; benchmarks/dump_ab.py: one
-run on 3 pages."""
+benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU; benchmarks/dump_ab.py and
+benchmarks/fast_forward.py: one run on 3 pages."""
 import html as htmllib
 import importlib.util
 import json
@@ -157,3 +157,20 @@ def test_dump_ab_times_each_model_once_a_round_on_the_same_pages(tiny_model_dir,
     ratios = [a / b for a, b in zip(*seconds.values())]
     assert f"all rounds {sum(seconds[str(tiny_fast_dir)]) / sum(seconds[str(tiny_model_dir)]):.3f}x" in second
     assert f"faster in {sum(r > 1 for r in ratios)} of 3" in second
+
+
+def test_fast_forward_costs_trained_models_and_random_init_shapes(tiny_fast_dir, test_pages, tmp_path, capsys):
+    module = load_benchmark("fast_forward")
+    name, shape = module.variant(f"deeper={tiny_fast_dir}:layers=2,heads=1")
+    assert name == "deeper" and shape.cfg.layers == 2 and len(shape.model.page.layers) == 2
+    assert shape.model.page.layers[0].self_attn.num_heads == 1
+    for bad in (f"deeper={tiny_fast_dir}:layers", f"deeper={tiny_fast_dir}:depth=2", "no-folder"):
+        with pytest.raises(SystemExit):
+            module.variant(bad)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(dict(p, html=page_html(p)), ensure_ascii=False) + "\n" for p in test_pages[:3]))
+    result = module.main(["--models", str(tiny_fast_dir), "--variants", f"deeper={tiny_fast_dir}:layers=2",
+                          "--gold", str(gold), "--threads", "1", "--rounds", "2"])
+    assert list(result) == [1] and list(result[1]) == [str(tiny_fast_dir), "deeper"]
+    assert min(result[1].values()) > 0
+    assert "3 pages" in capsys.readouterr().out
