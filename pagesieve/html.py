@@ -47,6 +47,7 @@ _PARSER = etree.HTMLParser(huge_tree=True)
 _TEXT = etree.XPath("string()", smart_strings=False)  # an element's text content, as lxml.html's text_content()
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 _WS = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_WS_NL = re.compile(r"[ \t\r\f\v\u00a0\u200b\n]+")  # _WS with newlines: one pass where a newline is a space
 _TABS = re.compile(r" *\t *")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
@@ -286,10 +287,10 @@ class _Builder:
                     self.flush()
                 self._add(part, el)
         else:
-            self._add(s.replace("\n", " "), el)
+            self._add(s, el, _WS_NL)
 
-    def _add(self, s: str, el):
-        s = _WS.sub(" ", s)
+    def _add(self, s: str, el, ws=_WS):
+        s = ws.sub(" ", s)
         if s:
             self.text.append(s)
             if self.track and s.strip():
@@ -300,6 +301,8 @@ class _Builder:
             self.text.append("\t")
 
     def flush(self):
+        if not self.text:  # most blocks end where another just did
+            return
         text = "".join(self.text)
         if "\t" in text:
             text = _TABS.sub("\t", text)
