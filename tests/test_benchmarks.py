@@ -1,6 +1,6 @@
 """benchmarks/throughput.py: the scoring rules and one whole run on 3 pages with tiny random models;
-benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU; benchmarks/dump_ab.py and
-benchmarks/fast_forward.py: one run on 3 pages."""
+benchmarks/cascade_router.py: its features; benchmarks/gpu_dump.py: one run on CPU; benchmarks/dump_ab.py,
+benchmarks/fast_forward.py and benchmarks/render_ab.py: one run on 3 pages."""
 import html as htmllib
 import importlib.util
 import json
@@ -174,3 +174,21 @@ def test_fast_forward_costs_trained_models_and_random_init_shapes(tiny_fast_dir,
     assert list(result) == [1] and list(result[1]) == [str(tiny_fast_dir), "deeper"]
     assert min(result[1].values()) > 0
     assert "3 pages" in capsys.readouterr().out
+
+
+def test_render_ab_finds_a_renderer_change_that_alters_lines(test_pages, tmp_path, capsys):
+    module = load_benchmark("render_ab")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(dict(p, html=page_html(p)), ensure_ascii=False) + "\n" for p in test_pages[:3]))
+    same = module.main(["--other", str(ROOT), "--gold", str(gold), "--rounds", "1"])
+    assert same["pages"] == 3 and same["differ"] == [] and min(same["seconds"].values()) > 0
+    changed = tmp_path / "changed"
+    (changed / "pagesieve").mkdir(parents=True)
+    source = (ROOT / "pagesieve" / "html.py").read_text()
+    (changed / "pagesieve" / "html.py").write_text(source.replace('"ol", "p",', '"ol",'))  # <p> no longer a block
+    assert source.count('"ol", "p",') == 1
+    differ = module.main(["--other", str(changed), "--gold", str(gold), "--rounds", "1"])["differ"]
+    assert differ and {style for _, style in differ} <= {"innertext", "wet"}
+    assert f"3 pages x 3 renderers: {len(differ)} differ" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        module.main(["--other", str(tmp_path), "--gold", str(gold)])
