@@ -1,7 +1,7 @@
 """The fast tier's forward pass alone: what a model shape costs before it is trained (issue 19).
 
-    python benchmarks/fast_forward.py                                           # FS2, FE, FE with 3 page layers
-    python benchmarks/fast_forward.py --models fast --variants FE-3L=model/cascade/fast:layers=3 --threads 1,2
+    python benchmarks/fast_forward.py                                  # the fast tier and the cascade's fast model
+    python benchmarks/fast_forward.py --variants FE-3L=model/cascade/fast:layers=3 --threads 1,2   # + a shape
     python benchmarks/fast_forward.py --profile                                 # also the torch profiler, by operator
 
 `throughput.py`'s pages (`--gold`, `--limit`; their HTML rendered once), encoded once per model, then only
@@ -22,8 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.throughput import SHARED, gold_pages  # noqa: E402
-
-VARIANTS = "FE-3L=model/cascade/fast:layers=3"
 
 
 def variant(spec: str):
@@ -54,7 +52,7 @@ def main(argv=None) -> dict:
     """Returns {threads: {model: median seconds}}."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="fast,model/cascade/fast", help="comma-separated trained fast-tier folders")
-    ap.add_argument("--variants", default=VARIANTS, help="space-separated NAME=FOLDER:key=value,... ('' for none)")
+    ap.add_argument("--variants", default="", help="space-separated NAME=FOLDER:key=value,... (default: none)")
     ap.add_argument("--gold", default="validation", help="as throughput.py: validation, dev, or labeled-page files")
     ap.add_argument("--limit", type=int, default=None, help="at most this many pages")
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts (default 1,2)")

@@ -6,7 +6,7 @@
 """
 from .labels import LABELS
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 __all__ = ["LABELS", "Predictor", "LinePrediction", "predict_dump"]
 
 
