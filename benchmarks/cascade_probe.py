@@ -41,7 +41,7 @@ def main(argv=None):
     from pagesieve.labels import IGNORE, LABEL2ID, LABELS
     from pagesieve.metrics import scores
 
-    pages = list(read_pages(args.data))
+    pages = list(read_pages(args.data, strict=True))  # a page left out would change every figure
     lines = [p["lines"] for p in pages]
     gold = np.array([LABEL2ID.get(p["labels"][i], IGNORE) if p["labels"][i] else IGNORE
                      for p in pages for i, line in enumerate(p["lines"]) if line.strip()])
@@ -80,6 +80,7 @@ def main(argv=None):
         tokens = sum(len(w.input_ids) for s in read for w in s.windows)
         unsure = np.mean(top < cascade.thresholds[fast_label])
         own, context = line_tokens(cascade, fast_encoded, fast_pages)
+        assert own + context <= tokens, "the split counts tokens the base model did not read"
         row(f"cascade {setting}", probs, f"{tokens:,} ({tokens / full:.1%}; unsure lines {own:,}, context lines "
                                          f"{context:,}), {len(read):,}, {unsure:.1%}")
 

@@ -5,7 +5,8 @@
     python benchmarks/fast_forward.py --profile                                 # also the torch profiler, by operator
 
 `throughput.py`'s pages (`--gold`, `--limit`; their HTML rendered once), encoded once per model, then only
-`FastPredictor.probs` is timed: the page transformer and the line vectors, in the runtime `pagesieve` picks on
+`FastPredictor.probs` is timed: the line vectors and the page transformer (with the packing of the inputs and the
+softmax), in the runtime `pagesieve` picks on
 this machine (bf16 where native). The models alternate round by round; printed: each one's median seconds per
 thread count. `--variants NAME=FOLDER:key=value,...` is FOLDER's model with those `FastConfig` settings changed
 and random weights: a shape's cost does not depend on its weights, so a candidate can be costed before its
@@ -29,7 +30,7 @@ def variant(spec: str):
     import yaml
 
     from pagesieve import Predictor
-    from pagesieve.fast import LinePageModel
+    from pagesieve.fast import FastPredictor, LinePageModel
     from pagesieve.modeling import word_table
 
     name, _, rest = spec.partition("=")
@@ -39,13 +40,18 @@ def variant(spec: str):
     pairs = [c.split("=", 1) for c in changes.split(",") if c]
     if any(len(kv) != 2 for kv in pairs):
         raise SystemExit(f"--variants: {spec!r}: settings are key=value")
-    p = Predictor.from_pretrained(folder, runtime="auto")
     try:
-        p.cfg = dataclasses.replace(p.cfg, **{k: yaml.safe_load(v) for k, v in pairs})
-    except TypeError as e:
+        p = Predictor.from_pretrained(folder, runtime="auto")
+    except (OSError, ValueError) as e:
         raise SystemExit(f"--variants: {spec!r}: {e}") from None
-    p.model = LinePageModel(p.cfg, word_table()).eval()
-    return name, p
+    if not isinstance(p, FastPredictor):
+        raise SystemExit(f"--variants: {spec!r}: {folder} is not a fast-tier model")
+    try:
+        cfg = dataclasses.replace(p.cfg, **{k: yaml.safe_load(v) for k, v in pairs})
+        # a new predictor, so that the encoder (line_tokens), the device and the config follow the changed settings
+        return name, FastPredictor(LinePageModel(cfg, word_table()), p.encoder.tokens.tok, p.device, p.runtime)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"--variants: {spec!r}: {e}") from None
 
 
 def main(argv=None) -> dict:
@@ -59,6 +65,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=6, help="alternated rounds per thread count (default 6)")
     ap.add_argument("--profile", action="store_true", help="also print the torch profiler's top operators per model")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     import torch
 
     from pagesieve import Predictor
@@ -69,17 +77,20 @@ def main(argv=None) -> dict:
     models.update(variant(s) for s in args.variants.split())
     encoded = {m: p.encode(lines) for m, p in models.items()}
     print(f"{len(pages)} pages, {sum(map(len, lines))} lines; forward pass alone, medians of {args.rounds} rounds")
-    result = {}
-    for threads in map(int, args.threads.split(",")):
-        torch.set_num_threads(threads)
-        times = {m: [] for m in models}
-        for r in range(args.rounds):
-            for m in (list(models) if r % 2 == 0 else list(models)[::-1]):
-                t = time.perf_counter()
-                models[m].probs(encoded[m])
-                times[m].append(time.perf_counter() - t)
-        result[threads] = {m: round(statistics.median(v), 3) for m, v in times.items()}
-        print(f"{threads} thread(s): " + ", ".join(f"{m} {s} s" for m, s in result[threads].items()))
+    result, threads_before = {}, torch.get_num_threads()
+    try:
+        for threads in map(int, args.threads.split(",")):
+            torch.set_num_threads(threads)
+            times = {m: [] for m in models}
+            for r in range(args.rounds):
+                for m in (list(models) if r % 2 == 0 else list(models)[::-1]):
+                    t = time.perf_counter()
+                    models[m].probs(encoded[m])
+                    times[m].append(time.perf_counter() - t)
+            result[threads] = {m: statistics.median(v) for m, v in times.items()}
+            print(f"{threads} thread(s): " + ", ".join(f"{m} {s:.3f} s" for m, s in result[threads].items()))
+    finally:
+        torch.set_num_threads(threads_before)
     if args.profile:
         from torch.profiler import profile
 

@@ -1,18 +1,19 @@
 """A change to the HTML renderer against the code before it: the same lines, and the time they take.
 
-    git worktree add /tmp/before HEAD~1
+    git worktree add /tmp/before <the commit before the change>
     python benchmarks/render_ab.py --other /tmp/before                     # the 308 validation pages
     python benchmarks/render_ab.py --other /tmp/before --corpus-pages 50   # and 50 pages of each corpus
 
 `pagesieve/html.py` of this checkout and of `--other` (another checkout of pagesieve) render the same pages with
-each renderer (innertext, textcontent, wet): every page must give the same lines with the same number of source
-elements each, or the same error. Gold labels are stored as line hashes, so a renderer change that alters one
+each renderer (innertext, textcontent, wet): every page must give the same lines with the same source elements
+(tag and characters) each, or the same error. Gold labels are stored as line hashes, so a renderer change that alters one
 line changes what the gold pages are. Then both render the parsed validation pages (innertext, text only, as
 `pagesieve predict` does) in alternated rounds; printed: the medians. Parsing is not timed: it is lxml's.
 """
 from __future__ import annotations
 
 import argparse
+import codecs
 import gzip
 import importlib.util
 import itertools
@@ -27,17 +28,25 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.throughput import SHARED, gold_pages  # noqa: E402
 
 
-def load_renderer(checkout: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, checkout / "pagesieve" / "html.py")
+def load_other_renderer(checkout: Path):
+    """`pagesieve/html.py` of another checkout, as a module of its own. Loading it registers its codec error
+    handler in Python's global registry, over this checkout's: that one is registered again at once, so that
+    HTML bytes decode as before in this process."""
+    from pagesieve import html
+
+    spec = importlib.util.spec_from_file_location("render_other", checkout / "pagesieve" / "html.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    sys.modules["render_other"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        codecs.register_error("pagesieve-count", html._count_errors)
     return module
 
 
 def rendered(module, html: str, style: str):
     try:
-        return [(line.text, len(line.sources)) for line in module.render(html, style)]
+        return [(line.text, [(el.tag, n) for el, n in line.sources]) for line in module.render(html, style)]
     except Exception as e:  # the same error on both sides is the same result
         return f"{type(e).__name__}: {e}"
 
@@ -52,7 +61,9 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if not (args.other / "pagesieve" / "html.py").is_file():
         raise SystemExit(f"--other {args.other}: no pagesieve/html.py there")
-    this, other = load_renderer(ROOT, "render_this"), load_renderer(args.other, "render_other")
+    from pagesieve import html as this
+
+    other = load_other_renderer(args.other)
     timed = [p["html"] for p in gold_pages(args.gold.split(","), SHARED / "corpora", "innertext", None)[0]]
     pages = list(timed)
     for corpus in sorted((SHARED / "corpora").glob("*.jsonl.gz")) if args.corpus_pages else ():
@@ -72,7 +83,7 @@ def main(argv=None) -> dict:
             seconds[name].append(time.perf_counter() - t)
     medians = {k: statistics.median(v) for k, v in seconds.items()}
     print(f"render, {len(roots)} pages, innertext, medians of {args.rounds}: this {medians['this']:.3f} s, "
-          f"other {medians['other']:.3f} s ({medians['other'] / max(medians['this'], 1e-9):.2f}x)")
+          f"other {medians['other']:.3f} s (this checkout {medians['other'] / max(medians['this'], 1e-9):.2f}x as fast)")
     return {"pages": len(pages), "differ": differ, "seconds": medians}
 
 

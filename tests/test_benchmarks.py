@@ -164,7 +164,10 @@ def test_fast_forward_costs_trained_models_and_random_init_shapes(tiny_fast_dir,
     name, shape = module.variant(f"deeper={tiny_fast_dir}:layers=2,heads=1")
     assert name == "deeper" and shape.cfg.layers == 2 and len(shape.model.page.layers) == 2
     assert shape.model.page.layers[0].self_attn.num_heads == 1
-    for bad in (f"deeper={tiny_fast_dir}:layers", f"deeper={tiny_fast_dir}:depth=2", "no-folder"):
+    _, shorter = module.variant(f"shorter={tiny_fast_dir}:line_tokens=6")
+    assert shorter.encoder.tokens.budget == 6  # the encoder follows the changed settings
+    for bad in (f"deeper={tiny_fast_dir}:layers", f"deeper={tiny_fast_dir}:depth=2", "no-folder",
+                f"x={tiny_fast_dir.parent / 'missing'}:layers=2", f"x={tiny_fast_dir}:line_tokens=2"):
         with pytest.raises(SystemExit):
             module.variant(bad)
     gold = tmp_path / "gold.jsonl"
@@ -190,5 +193,8 @@ def test_render_ab_finds_a_renderer_change_that_alters_lines(test_pages, tmp_pat
     differ = module.main(["--other", str(changed), "--gold", str(gold), "--rounds", "1"])["differ"]
     assert differ and {style for _, style in differ} <= {"innertext", "wet"}
     assert f"3 pages x 3 renderers: {len(differ)} differ" in capsys.readouterr().out
+    from pagesieve.html import decode_html  # the other html.py's loading left this one's charset decoding working
+
+    assert "Мир" in decode_html('<meta charset="windows-1251"><p>Мир</p>'.encode("cp1251"))
     with pytest.raises(SystemExit):
         module.main(["--other", str(tmp_path), "--gold", str(gold)])
