@@ -30,7 +30,8 @@ SETTINGS = ("0.8:0:0,0.8:1:0,0.8:2:0,0.8:2:8,0.8:2:4,0.8:3:8,0.8:4:0,0.7:2:0,0.7
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"), help="labeled pages (JSONL, or data/gold's hash-only files)")
+    ap.add_argument("--data", default=str(ROOT / "runs" / "validation-A.jsonl"),
+                    help="labeled pages (JSONL, or data/gold's hash-only files)")
     ap.add_argument("--settings", default=SETTINGS,
                     help="comma-separated THRESHOLD:CONTEXT_LINES:CONTEXT_TOKENS[:UNSURE_TOKENS[:OVERLAP_TOKENS]]")
     ap.add_argument("--fast", default="fast", help="the fast tier's folder (default: the released one)")
