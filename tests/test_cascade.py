@@ -245,3 +245,33 @@ def test_a_threshold_for_each_label_the_fast_tier_gives(models, test_pages):
             Predictor.from_pretrained(cascade_dir(models, "bad", threshold={**same, "caption": value}))
     with pytest.raises(ValueError, match="threshold must name each label once"):  # refused without a config too
         CascadePredictor(fast, fast, {"content": 0.5}, 1, 0)
+
+
+def test_cascade_probe_splits_the_base_models_tokens_into_unsure_and_context_lines(models, test_pages):
+    """benchmarks/cascade_probe.py's split: without window overlap, the base model's tokens are the unsure lines'
+    own, their context lines' and each window's <s> and </s>, nothing else."""
+    import importlib.util
+
+    from conftest import ROOT
+    from pagesieve import Predictor
+
+    spec = importlib.util.spec_from_file_location("cascade_probe", ROOT / "benchmarks" / "cascade_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    pages = [t["lines"] for t in test_pages]
+    fast = Predictor.from_pretrained(models / "fast")
+    encoded = fast.encode(pages)
+    fast_probs = fast.probs(encoded)
+    middle = float(np.median(np.concatenate(fast_probs).max(1)))  # half the lines unsure: runs with context lines
+    cascade = Predictor.from_pretrained(cascade_dir(models, "split", threshold=middle, context_tokens=3,
+                                                    overlap_tokens=0))
+    read = []
+    base_probs = cascade.base.probs
+    cascade.base.probs = lambda segments, *a: read.extend(segments) or base_probs(segments, *a)
+    cascade.probs(encoded, ahead=fast_probs)
+    windows = [w for s in read for w in s.windows]
+    own, context = probe.line_tokens(cascade, encoded, fast_probs)
+    assert own > 0 and context > 0  # the check can fail: some lines are unsure, some are context
+    assert own + context + 2 * len(windows) == sum(len(w.input_ids) for w in windows)
+    none = Predictor.from_pretrained(cascade_dir(models, "split-none", threshold=0.0, overlap_tokens=0))
+    assert probe.line_tokens(none, encoded, fast_probs) == (0, 0)
