@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.throughput import SHARED, cold_word_cache, run_in_child, write_input  # noqa: E402
+from benchmarks.throughput import SHARED, cold_word_cache, round_order, run_in_child, write_input  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
             dump(p)  # warm: kernels, allocator
         seconds = {name: [] for name in names}
         for r in range(args.rounds):
-            for name in (names if r % 2 == 0 else names[::-1]):
+            for name in round_order(names, r):
                 cold_word_cache(models[name])
                 t = time.perf_counter()
                 dump(models[name])

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.throughput import SHARED, gold_pages  # noqa: E402
+from benchmarks.throughput import SHARED, gold_pages, round_order  # noqa: E402
 
 
 def variant(spec: str):
@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
             torch.set_num_threads(threads)
             times = {m: [] for m in models}
             for r in range(args.rounds):
-                for m in (list(models) if r % 2 == 0 else list(models)[::-1]):
+                for m in round_order(models, r):
                     t = time.perf_counter()
                     models[m].probs(encoded[m])
                     times[m].append(time.perf_counter() - t)

@@ -13,7 +13,6 @@ line changes what the gold pages are. Then both render the parsed validation pag
 from __future__ import annotations
 
 import argparse
-import codecs
 import gzip
 import importlib.util
 import itertools
@@ -25,22 +24,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.throughput import SHARED, gold_pages  # noqa: E402
+from benchmarks.throughput import SHARED, gold_pages, round_order  # noqa: E402
 
 
 def load_other_renderer(checkout: Path):
-    """`pagesieve/html.py` of another checkout, as a module of its own. Loading it registers its codec error
-    handler in Python's global registry, over this checkout's: that one is registered again at once, so that
-    HTML bytes decode as before in this process."""
-    from pagesieve import html
-
+    """`pagesieve/html.py` of another checkout, as a module of its own. (One older than 0.7.0 registers its codec
+    error handler under the name this checkout's used to have; this one's name is its own.)"""
     spec = importlib.util.spec_from_file_location("render_other", checkout / "pagesieve" / "html.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["render_other"] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        codecs.register_error("pagesieve-count", html._count_errors)
+    spec.loader.exec_module(module)
     return module
 
 
@@ -76,7 +69,7 @@ def main(argv=None) -> dict:
     roots = [this.parse(html) for html in timed]
     seconds = {"this": [], "other": []}
     for r in range(args.rounds):
-        for name, module in ((("this", this), ("other", other)) if r % 2 == 0 else (("other", other), ("this", this))):
+        for name, module in round_order((("this", this), ("other", other)), r):
             t = time.perf_counter()
             for root in roots:
                 module.render(root, "innertext", sources=False)

@@ -54,6 +54,13 @@ GOLD = {"validation": ROOT / "data" / "gold" / "validation.jsonl.gz", "dev": SHA
 WARM_PAGES = 5
 
 
+def round_order(systems, r: int) -> list:
+    """The systems in the order round r times them: reversed every other round, so the machine's drift spreads
+    evenly over them."""
+    systems = list(systems)
+    return systems if r % 2 == 0 else systems[::-1]
+
+
 def peak_rss_mb() -> float:
     """This process's peak RSS. On Linux VmHWM: ru_maxrss would carry over the parent's peak through
     fork and exec, and every child would report at least the parent's memory."""
@@ -393,8 +400,7 @@ def main(argv: list[str] | None = None):
                 if spec["kind"] == "model" or kind == "HTML"]  # the extractors need the DOM
         runs = [[] for _ in rows]
         for r in range(args.repeat):
-            order = range(len(rows)) if r % 2 == 0 else reversed(range(len(rows)))  # drift spreads evenly
-            for i in order:
+            for i in round_order(range(len(rows)), r):
                 row = rows[i]
                 print(f"run {r + 1}/{args.repeat}: {row['system']} {row.get('runtime', '')} from {row['input']}", flush=True)
                 runs[i].append(run_in_child(dict(row, input=str(inputs[row["input"]])), tmp))

@@ -14,8 +14,8 @@ two models' folders relative to it (the fast one may be a subfolder, as in the r
 and `unsure_tokens` (tokens the base model reads of a context line and of an unsure line) 0 (or for
 `unsure_tokens` absent): all the tokens it reads of a line; `overlap_tokens` (what consecutive windows of a long
 run share) absent: the base model's own. The released one is `model/cascade/` (`--model cascade`): its own fast
-model `model/cascade/fast/` (a fast tier with word order in its line vectors, more accurate than `model/fast` and a
-little slower) and the base model `model/`; how its models and settings were chosen: docs/model-history.md.
+model `model/cascade/fast/` (FE: the fast tier's line vectors under 4 page layers; `model/fast`, FF, has 3) and
+the base model `model/`; how its models and settings were chosen: docs/model-history.md.
 
 Its runtime is the base model's (`--runtime onnx-int8`, the fast tier then on its auto), one both models have
 (`torch`, `torch-bf16`, `auto`), or one for each, FAST+BASE (`torch+onnx-int8`: the fast tier in fp32 on a CPU

@@ -158,14 +158,17 @@ def _count_errors(e: UnicodeDecodeError):
     return "\ufffd", e.end
 
 
-codecs.register_error("pagesieve-count", _count_errors)
+# Codec error handlers are global by name: one name per loaded copy of this module, so that another copy (another
+# checkout's, as benchmarks/render_ab.py loads) cannot replace this one's handler and counter.
+_COUNT_ERRORS = f"pagesieve-count-{id(_COUNT)}"
+codecs.register_error(_COUNT_ERRORS, _count_errors)
 
 
 def _decode(data: bytes, codec: str) -> tuple[str, int]:
     """(text, bytes that did not decode): each bad sequence becomes U+FFFD; a character cut by the end of
     the data (a truncated payload) becomes U+FFFD too but is not counted as an error."""
     _COUNT.n = 0
-    decoder = codecs.getincrementaldecoder(codec)("pagesieve-count")
+    decoder = codecs.getincrementaldecoder(codec)(_COUNT_ERRORS)
     text = decoder.decode(data, final=False)
     if decoder.getstate()[0]:
         text += "\ufffd"
