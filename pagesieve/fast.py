@@ -156,7 +156,7 @@ class LinePageModel(nn.Module):
         """The same function without padding (inference): the lines of one page (or window) after the other,
         `lengths` lines each. Returns logits (lines, classes). Every matrix product runs over all the lines
         at once and attention over each page alone: no work on padding, which cost a third to half of the
-        padded forward on the validation pages. `rows`: see `packed`."""
+        padded forward on the validation pages."""
         if self.page.norm is not None:
             raise ValueError("forward_packed: the page transformer has a final norm it does not apply")
         x = self.lines_in(ids, offsets, first, last, feats, top, bottom, rows)
@@ -186,17 +186,16 @@ def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None
     """Model inputs for pages (or spans [start, end) of their lines), one after the other, no padding
     (`LinePageModel.forward_packed`). Positions from the top/bottom count in the whole page, whatever the span.
     `distinct`: the token inputs hold each repeated line once (menus and footers recur within and across the
-    pages of a batch), and "rows" maps every line to its row. Repeats are the lines that share one token list
-    object (equal contents alone are not enough): the encoder gives identical lines of one `encode_many` call
-    the same list."""
+    pages of a batch), and "rows" maps every line to its row. Repeats are the lines that share one token list:
+    the encoder gives identical lines of one `encode_many` call the same list."""
     spans = spans or [(0, len(p.kept)) for p in pages]
     ids, offsets, first, last, feats, top, bottom, line_rows = [], [], [], [], [], [], [], []
-    row_of: dict[int, tuple[int, list]] = {}  # id() of a token list -> its row and the list, held so no id is reused
+    row_of: dict[int, int] = {}  # id() of a token list -> its row; the lists live as long as `pages`
     n_ids = 0
     for page, (s, e) in zip(pages, spans):
         for t in page.tokens[s:e]:
             if distinct:
-                row, _ = row_of.setdefault(id(t), (len(offsets), t))
+                row = row_of.setdefault(id(t), len(offsets))
                 line_rows.append(row)
                 if row < len(offsets):
                     continue

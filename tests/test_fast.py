@@ -85,20 +85,6 @@ def test_packed_forward_is_the_padded_forward(line_vectors):
         assert not torch.allclose(model.forward_packed(**fast.packed(pages, spans)), padded, atol=1e-3)
 
 
-def test_the_encoder_shares_repeated_lines_and_the_predictor_computes_them_once(fast_dir, test_pages):
-    from pagesieve import Predictor
-
-    p = Predictor.from_pretrained(fast_dir[0])
-    pages = [t["lines"] for t in test_pages] + [["Home", "News", "Home", "A line of its own"]]
-    encoded = p.encode(pages)
-    home, _, again, _ = encoded[-1].tokens
-    assert home is again  # what `packed` keys repeats on
-    once = p.probs(encoded, batch_size=4)
-    p.distinct_lines = False
-    for a, b in zip(once, p.probs(encoded, batch_size=4)):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-
-
 @pytest.mark.parametrize("line_vectors", [{}, {"token_conv": 8, "conv_ends": True}])
 def test_repeated_lines_are_computed_once_with_the_same_logits(line_vectors):
     """Inference computes each repeated line's vector once per batch (lines sharing one token list, as the
