@@ -3,7 +3,6 @@
     python benchmarks/fast_forward.py                                  # the fast tier and the cascade's fast model
     python benchmarks/fast_forward.py --variants FE-3L=model/cascade/fast:layers=3 --threads 1,2   # + a shape
     python benchmarks/fast_forward.py --profile                                 # also the torch profiler, by operator
-    python benchmarks/fast_forward.py --models fast --each-line   # + the same model computing every repeated line
 
 `throughput.py`'s pages (`--gold`, `--limit`; their HTML rendered once), encoded once per model, then only
 `FastPredictor.probs` is timed: the line vectors and the page transformer (with the packing of the inputs and the
@@ -11,14 +10,11 @@ softmax), in the runtime `pagesieve` picks on
 this machine (bf16 where native). The models alternate round by round; printed: each one's median seconds per
 thread count. `--variants NAME=FOLDER:key=value,...` is FOLDER's model with those `FastConfig` settings changed
 and random weights: a shape's cost does not depend on its weights, so a candidate can be costed before its
-training. `--each-line` adds, for every model, itself computing the vector of every line, repeats included
-(`FastPredictor.distinct_lines` off: what each repeated line computed once per batch saves). Parsing, rendering
-and tokenizing are not in these figures; `throughput.py` measures the whole dump.
+training. Parsing, rendering and tokenizing are not in these figures; `throughput.py` measures the whole dump.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import statistics
 import sys
@@ -67,8 +63,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--limit", type=int, default=None, help="at most this many pages")
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts (default 1,2)")
     ap.add_argument("--rounds", type=int, default=6, help="alternated rounds per thread count (default 6)")
-    ap.add_argument("--each-line", action="store_true",
-                    help="also each model computing every line's vector, repeated lines included")
     ap.add_argument("--profile", action="store_true", help="also print the torch profiler's top operators per model")
     args = ap.parse_args(argv)
     if args.rounds < 1:
@@ -81,10 +75,6 @@ def main(argv=None) -> dict:
     lines = [p["input_lines"]["HTML"] for p in pages]
     models = {m: Predictor.from_pretrained(m, runtime="auto") for m in args.models.split(",") if m}
     models.update(variant(s) for s in args.variants.split())
-    if args.each_line:
-        for m, p in list(models.items()):
-            models[f"{m} (each line)"] = each = copy.copy(p)  # the same weights
-            each.distinct_lines = False
     encoded = {m: p.encode(lines) for m, p in models.items()}
     print(f"{len(pages)} pages, {sum(map(len, lines))} lines; forward pass alone, medians of {args.rounds} rounds")
     result, threads_before = {}, torch.get_num_threads()

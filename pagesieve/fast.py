@@ -136,11 +136,9 @@ class LinePageModel(nn.Module):
             return [mean, top, h[offsets], h[offsets + counts - 1]]
         return [mean, top]
 
-    def lines_in(self, ids, offsets, first, last, feats, top, bottom, rows=None) -> torch.Tensor:
-        """(lines, hidden): each line's vector and shape features, with its position from the top and bottom.
-        With `rows`, the token inputs hold each distinct line once and `rows[i]` is line i's among them."""
-        v = self.line_vectors(ids, offsets, first, last)
-        v = self.line_in(torch.cat([v if rows is None else v[rows], feats], -1))
+    def lines_in(self, ids, offsets, first, last, feats, top, bottom) -> torch.Tensor:
+        """(lines, hidden): each line's vector and shape features, with its position from the top and bottom."""
+        v = self.line_in(torch.cat([self.line_vectors(ids, offsets, first, last), feats], -1))
         return v + self.from_top(top) + self.from_bottom(bottom)
 
     def forward(self, ids, offsets, first, last, feats, top, bottom, slots, mask):
@@ -152,14 +150,14 @@ class LinePageModel(nn.Module):
         grid[slots] = v
         return self.head(self.page(grid.view(b, w, -1), src_key_padding_mask=~mask))
 
-    def forward_packed(self, ids, offsets, first, last, feats, top, bottom, lengths: list[int], rows=None):
+    def forward_packed(self, ids, offsets, first, last, feats, top, bottom, lengths: list[int]):
         """The same function without padding (inference): the lines of one page (or window) after the other,
         `lengths` lines each. Returns logits (lines, classes). Every matrix product runs over all the lines
         at once and attention over each page alone: no work on padding, which cost a third to half of the
         padded forward on the validation pages."""
         if self.page.norm is not None:
             raise ValueError("forward_packed: the page transformer has a final norm it does not apply")
-        x = self.lines_in(ids, offsets, first, last, feats, top, bottom, rows)
+        x = self.lines_in(ids, offsets, first, last, feats, top, bottom)
         bounds = np.cumsum([0, *lengths]).tolist()
         for layer in self.page.layers:
             x = _packed_layer(layer, x, bounds)
@@ -182,23 +180,14 @@ def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, bounds: li
     return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
 
 
-def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None, distinct: bool = False) -> dict:
+def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None) -> dict:
     """Model inputs for pages (or spans [start, end) of their lines), one after the other, no padding
-    (`LinePageModel.forward_packed`). Positions from the top/bottom count in the whole page, whatever the span.
-    `distinct`: the token inputs hold each repeated line once (menus and footers recur within and across the
-    pages of a batch), and "rows" maps every line to its row. Repeats are the lines that share one token list:
-    the encoder gives identical lines of one `encode_many` call the same list."""
+    (`LinePageModel.forward_packed`). Positions from the top/bottom count in the whole page, whatever the span."""
     spans = spans or [(0, len(p.kept)) for p in pages]
-    ids, offsets, first, last, feats, top, bottom, line_rows = [], [], [], [], [], [], [], []
-    row_of: dict[int, int] = {}  # id() of a token list -> its row; the lists live as long as `pages`
+    ids, offsets, first, last, feats, top, bottom = [], [], [], [], [], [], []
     n_ids = 0
     for page, (s, e) in zip(pages, spans):
         for t in page.tokens[s:e]:
-            if distinct:
-                row = row_of.setdefault(id(t), len(offsets))
-                line_rows.append(row)
-                if row < len(offsets):
-                    continue
             offsets.append(n_ids)
             ids.extend(t)
             n_ids += len(t)
@@ -217,8 +206,7 @@ def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None
 
     return dict(ids=longs(ids), offsets=longs(offsets), first=longs(first), last=longs(last),
                 feats=rows(feats, np.zeros((0, N_FEATURES), np.float32)), top=rows(top, np.zeros(0, np.int64)),
-                bottom=rows(bottom, np.zeros(0, np.int64)), lengths=[e - s for s, e in spans],
-                **({"rows": longs(line_rows)} if distinct else {}))
+                bottom=rows(bottom, np.zeros(0, np.int64)), lengths=[e - s for s, e in spans])
 
 
 def collate(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None):
@@ -266,8 +254,6 @@ class FastPredictor(Predictor):
         self.runtime = resolve_runtime(runtime, self.device)
         self.compute_dtype = torch.bfloat16 if self.runtime == "torch-bf16" else torch.float32  # model_identity
 
-    distinct_lines = True  # each repeated line's vector once per batch (see `packed`); False: every line (benchmarks)
-
     @property
     def default_batch_size(self) -> int:
         return 64 if self.device.type == "cuda" else 16
@@ -292,8 +278,7 @@ class FastPredictor(Predictor):
         bf16 = self.compute_dtype == torch.bfloat16
         for b in range(0, len(jobs), size):
             batch = jobs[b:b + size]
-            inputs = packed([encoded[p] for p, _, _ in batch], [(s, e) for _, s, e in batch],
-                            distinct=self.distinct_lines)
+            inputs = packed([encoded[p] for p, _, _ in batch], [(s, e) for _, s, e in batch])
             inputs = {k: v if k == "lengths" else to_device(v, self.device) for k, v in inputs.items()}
             with torch.autocast(self.device.type, torch.bfloat16) if bf16 else contextlib.nullcontext():
                 logits = self.model.forward_packed(**inputs)

@@ -85,33 +85,6 @@ def test_packed_forward_is_the_padded_forward(line_vectors):
         assert not torch.allclose(model.forward_packed(**fast.packed(pages, spans)), padded, atol=1e-3)
 
 
-@pytest.mark.parametrize("line_vectors", [{}, {"token_conv": 8, "conv_ends": True}])
-def test_repeated_lines_are_computed_once_with_the_same_logits(line_vectors):
-    """Inference computes each repeated line's vector once per batch (lines sharing one token list, as the
-    encoder gives identical lines); the logits are those of every line computed alone."""
-    import torch
-    from pagesieve import fast
-    from pagesieve.encoding import N_FEATURES, EncodedLines
-
-    torch.manual_seed(0)
-    rng = np.random.default_rng(1)
-    model = fast.LinePageModel(fast.FastConfig(**TINY, **line_vectors), torch.randn(50, 384)).eval()
-    menu = [rng.integers(0, 50, rng.integers(1, 9)).tolist() for _ in range(4)]  # lists shared by pages
-    pages = []
-    for n in (6, 12, 9):
-        tokens = [menu[i % 4] if i % 3 == 0 else rng.integers(0, 50, rng.integers(1, 9)).tolist() for i in range(n)]
-        tokens[-1] = tokens[0]  # and a repeat inside the page
-        pages.append(EncodedLines(n, list(range(n)), tokens, rng.random((n, N_FEATURES), dtype=np.float32)))
-    spans = [(0, 6), (1, 12), (0, 9)]
-    plain, once = fast.packed(pages, spans), fast.packed(pages, spans, distinct=True)
-    distinct_lists = {id(t) for page, (s, e) in zip(pages, spans) for t in page.tokens[s:e]}
-    assert len(once["offsets"]) == len(distinct_lists) < len(plain["offsets"]) == len(once["rows"])
-    with torch.no_grad():
-        torch.testing.assert_close(model.forward_packed(**once), model.forward_packed(**plain), atol=1e-6, rtol=1e-6)
-        once["rows"] = once["rows"].roll(1)  # the check can fail: lines given other lines' vectors differ
-        assert not torch.allclose(model.forward_packed(**once), model.forward_packed(**plain), atol=1e-3)
-
-
 def test_max_pool_line_vectors(tmp_path):
     """With `max_pool` a line's vector also holds the elementwise max of its word vectors, and the setting is
     saved; without it the saved config has no such key, as the fast tier 0.4.0's has none (its dumps' identity)."""
