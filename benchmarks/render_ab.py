@@ -6,8 +6,8 @@
 
 `pagesieve/html.py` of this checkout and of `--other` (another checkout of pagesieve) render the same pages with
 each renderer (innertext, textcontent, wet): every page must give the same lines with the same source elements
-(tag and characters) each, or the same error. Gold labels are stored as line hashes, so a renderer change that alters one
-line changes what the gold pages are. Then both render the parsed validation pages (innertext, text only, as
+(tag and characters) each, or the same error. Gold labels are stored as line hashes, so a renderer change that
+alters one line changes what the gold pages are. Then both render the parsed validation pages (innertext, text only, as
 `pagesieve predict` does) in alternated rounds; printed: the medians. Parsing is not timed: it is lxml's.
 """
 from __future__ import annotations
