@@ -185,6 +185,7 @@ def test_render_ab_finds_a_renderer_change_that_alters_lines(test_pages, tmp_pat
     gold.write_text("".join(json.dumps(dict(p, html=page_html(p)), ensure_ascii=False) + "\n" for p in test_pages[:3]))
     same = module.main(["--other", str(ROOT), "--gold", str(gold), "--rounds", "1"])
     assert same["pages"] == 3 and same["differ"] == [] and min(same["seconds"].values()) > 0
+    assert min(same["parse_seconds"].values()) > 0
     changed = tmp_path / "changed"
     (changed / "pagesieve").mkdir(parents=True)
     source = (ROOT / "pagesieve" / "html.py").read_text()

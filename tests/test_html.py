@@ -77,3 +77,16 @@ def test_deeply_nested_page_does_not_recurse():
 def test_xml_declaration_with_encoding_parses():
     html = '<?xml version="1.0" encoding="utf-8"?>\n<html><body><p>Texte accentué</p></body></html>'
     assert html_to_lines(html) == ["Texte accentué"]
+
+
+@pytest.mark.parametrize("charset", ["windows-1251", "gb2312", "iso-8859-1", "shift_jis"])
+def test_decoded_text_ignores_its_declared_charset(charset):
+    # a str is already text: the parser reads it as such, whatever its <meta> says (it reaches lxml as UTF-8)
+    html = (f'<html><head><meta charset="{charset}"><meta http-equiv="Content-Type" content="text/html; '
+            f'charset={charset}"></head><body><p>Привет, мир — 你好 😀</p><p>ça</p></body></html>')
+    assert html_to_lines(html) == ["Привет, мир — 你好 😀", "ça"]
+
+
+def test_lone_surrogate_still_parses():
+    lines = html_to_lines("<html><body><p>before</p><p>a\ud800b</p></body></html>")
+    assert lines[0] == "before"
