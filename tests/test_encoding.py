@@ -175,3 +175,39 @@ def test_pickled_encoder_needs_no_transformers_nor_torch(encoder, tokenizer, tie
     assert json.loads(out[0]) == [[w.input_ids for w in p.windows] if tier == "base" else [p.tokens, p.feats.tolist()]
                                   for p in here]
     assert out[1] == "False False"
+
+
+def features_line_by_line(lines):
+    """`line_features` written the plain way, a Python expression per line and feature: the definition that the
+    page-at-once code must match exactly (the released fast tier was trained on it)."""
+    import collections
+
+    from pagesieve.encoding import BULLETS, N_FEATURES, SENTENCE_END, URLISH, YEAR, class_counts
+
+    counts = collections.Counter(lines)
+    stripped = [line.strip() for line in lines]
+    letters, digits, upper, punct = class_counts(stripped).T if lines else np.zeros((4, 0))
+    out = np.zeros((len(lines), N_FEATURES))
+    for i, s in enumerate(stripped):
+        n_chars, words = len(s), len(s.split())
+        out[i] = [np.log1p(n_chars) / 6, np.log1p(words) / 5, digits[i] / max(n_chars, 1), upper[i] / max(letters[i], 1),
+                  punct[i] / max(n_chars, 1), letters[i] / max(n_chars, 1), s.endswith(SENTENCE_END),
+                  s.startswith(BULLETS), np.log1p(s.count("|") + s.count("·") + s.count("•")),
+                  YEAR.search(s) is not None, URLISH.search(s) is not None, np.log1p(counts[lines[i]] - 1), words <= 3,
+                  i / max(len(lines) - 1, 1), s.isupper() and letters[i] > 1]
+    return out.astype(np.float32)
+
+
+TRICKY_LINES = ["", "   ", "a", " x  y ", "1999", "x1999y", "(2020)", "©2021 Firma", "\u3000全角\u3000スペース",
+                "www.example.COM", "Mail: a@b", "https://x", "• item", "— end.", "\x1c\x1dq\x1e", "A\u2028B",
+                "ǅ ǆ ǈ", "ÀB", "a\nb 2001", "NEWS", "N", "ΑΒΓ δ", "| · • |", "«Привет»", "٢٠٢٣ 2023", "x.de", "x.dex",
+                "\u00a0nbsp\u00a0", "e\u0301", "𝐀𝐁𝐂", "😀 ok!", "ok?"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(TRICKY_LINES), st.text(max_size=40)), max_size=30))
+def test_line_features_match_the_line_by_line_definition(lines):
+    from pagesieve.encoding import line_features
+
+    np.testing.assert_allclose(line_features(lines), features_line_by_line(lines), rtol=0, atol=1e-6)
+
