@@ -158,25 +158,27 @@ class LinePageModel(nn.Module):
         if self.page.norm is not None:
             raise ValueError("forward_packed: the page transformer has a final norm it does not apply")
         x = self.lines_in(ids, offsets, first, last, feats, top, bottom)
-        bounds = np.cumsum([0, *lengths]).tolist()
         for layer in self.page.layers:
-            x = _packed_layer(layer, x, bounds)
+            x = _packed_layer(layer, x, lengths)
         return self.head(x)
 
 
-def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, bounds: list[int]) -> torch.Tensor:
-    """One pre-norm encoder layer (eval mode) over packed sequences x[bounds[i]:bounds[i + 1]]."""
+def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    """One pre-norm encoder layer (eval mode) over packed sequences of `lengths` rows of x, one after the other.
+    The sequences' queries, keys and values are split off in one call each, so that a page costs one call from
+    Python (its attention), not seven: in a dump each call waits for the thread that renders and tokenizes to
+    hand the interpreter back."""
     if not layer.norm_first or layer.training:
         raise ValueError("forward_packed runs pre-norm layers in eval mode (model.eval()); training uses forward")
     sa = layer.self_attn
     n, d = x.shape
     heads = sa.num_heads
     qkv = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias)
-    att = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        q, k, v = qkv[a:b].view(1, b - a, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-        att.append(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b - a, d))
-    x = x + sa.out_proj(torch.cat(att) if att else qkv.new_zeros(0, d))
+    q, k, v = qkv.view(1, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # each (1, heads, lines, head width)
+    att = [F.scaled_dot_product_attention(*qkv_page)
+           for qkv_page in zip(q.split(lengths, 2), k.split(lengths, 2), v.split(lengths, 2))]
+    att = torch.cat(att, 2).transpose(1, 2).reshape(n, d) if att else qkv.new_zeros(0, d)
+    x = x + sa.out_proj(att)
     return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
 
 
