@@ -306,7 +306,7 @@ CHAR_CLASSES = (r"\p{L}", r"[\p{Nd}\p{Numeric_Type=Digit}]", r"[\p{Lu}\p{Other_U
 # The table's other bits: what str.split() splits at (stdlib re's \s is str.isspace), the separators counted
 # by feature 8, and the single characters that end a sentence or open a bulleted line (features 6 and 7).
 _SPACE, _SEPARATOR, _ENDS, _OPENS = 1 << 4, 1 << 5, 1 << 6, 1 << 7
-SEPARATORS = "|·•"
+_SEPARATOR_CHARS = "|·•"
 _URL_CHARS = np.array([ord(c) for c in ".:@"], np.uint32)
 
 
@@ -320,7 +320,7 @@ def char_class_table() -> np.ndarray:
         for k, pattern in enumerate(CHAR_CLASSES):
             table[[start + m.start() for m in regex.finditer(pattern, plane)]] |= 1 << k
         table[[start + m.start() for m in re.finditer(r"\s", plane)]] |= _SPACE
-    for chars, bit in ((SEPARATORS, _SEPARATOR), (SENTENCE_END, _ENDS), (BULLETS, _OPENS)):
+    for chars, bit in ((_SEPARATOR_CHARS, _SEPARATOR), (SENTENCE_END, _ENDS), (BULLETS, _OPENS)):
         table[[ord(c) for c in chars]] |= bit
     return table
 
@@ -333,7 +333,7 @@ def _code_points(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _per_text(flags: np.ndarray, lengths: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """How many of each text's characters have the flag (a bool per character of all the texts)."""
+    """How many of each text's characters have the flag (0/1 or a bool per character of all the texts)."""
     running = np.concatenate([[0], np.cumsum(flags)])
     return running[ends] - running[ends - lengths]
 
@@ -341,10 +341,13 @@ def _per_text(flags: np.ndarray, lengths: np.ndarray, ends: np.ndarray) -> np.nd
 def class_counts(texts: list[str]) -> np.ndarray:
     """(texts, len(CHAR_CLASSES)) how many characters of each text are in each class."""
     code_points, lengths, ends = _code_points(texts)
-    classes = char_class_table()[code_points]
-    out = np.zeros((len(texts), len(CHAR_CLASSES)), np.int64)
+    return _class_counts(char_class_table()[code_points], lengths, ends)
+
+
+def _class_counts(bits: np.ndarray, lengths: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(lengths), len(CHAR_CLASSES)), np.int64)
     for k in range(len(CHAR_CLASSES)):
-        out[:, k] = _per_text((classes >> k) & 1, lengths, ends)
+        out[:, k] = _per_text((bits >> k) & 1, lengths, ends)
     return out
 
 
@@ -367,7 +370,7 @@ def line_features(lines: list[str]) -> np.ndarray:
     stripped = [line.strip() for line in lines]
     code_points, lengths, ends = _code_points(stripped)
     bits = char_class_table()[code_points]
-    letters, digits, upper, punct = (_per_text((bits >> k) & 1, lengths, ends) for k in range(len(CHAR_CLASSES)))
+    letters, digits, upper, punct = _class_counts(bits, lengths, ends).T
     starts, has = ends - lengths, lengths > 0
     first, last = np.zeros(n, np.uint8), np.zeros(n, np.uint8)  # the bits of each line's first and last character
     first[has], last[has] = bits[starts[has]], bits[ends[has] - 1]

@@ -175,9 +175,9 @@ def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, lengths: l
     heads = sa.num_heads
     qkv = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias)
     q, k, v = qkv.view(1, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # each (1, heads, lines, head width)
-    att = [F.scaled_dot_product_attention(*qkv_page)
-           for qkv_page in zip(q.split(lengths, 2), k.split(lengths, 2), v.split(lengths, 2))]
-    att = torch.cat(att, 2).transpose(1, 2).reshape(n, d) if att else qkv.new_zeros(0, d)
+    pages = [F.scaled_dot_product_attention(*qkv_page)
+             for qkv_page in zip(q.split(lengths, 2), k.split(lengths, 2), v.split(lengths, 2))]
+    att = torch.cat(pages, 2).transpose(1, 2).reshape(n, d) if pages else qkv.new_zeros(0, d)
     x = x + sa.out_proj(att)
     return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
 

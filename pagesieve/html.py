@@ -43,8 +43,8 @@ BLOCK = {"address", "article", "aside", "blockquote", "body", "center", "dd", "d
 CELLS = {"td", "th"}
 # lxml.etree, not lxml.html: the same tree without lxml.html's element classes, whose lookup costs a tenth
 # of rendering. Deep or huge real pages parse whole. Text is parsed as UTF-8 bytes with that encoding fixed
-# (a <meta charset> cannot change it): the same trees as from the str on all 4,943 corpus pages, faster
-# (benchmarks/render_ab.py).
+# (a <meta charset> cannot change it): faster than from the str (benchmarks/render_ab.py), the same trees on all
+# 4,943 corpus pages, and a page whose XML declaration lxml refuses in a str (no "?>", or a second one) parses.
 _PARSER = etree.HTMLParser(huge_tree=True)
 _UTF8_PARSER = etree.HTMLParser(huge_tree=True, encoding="utf-8")
 _TEXT = etree.XPath("string()", smart_strings=False)  # an element's text content, as lxml.html's text_content()
@@ -256,7 +256,7 @@ def parse(html: str | bytes):
         html = decode_html(bytes(html))
     if not html or not html.strip():
         raise ValueError("empty HTML")
-    html = _XML_DECL.sub("", html.replace("\x00", ""), count=1)  # lxml refuses str input that declares an encoding
+    html = _XML_DECL.sub("", html.replace("\x00", ""), count=1)  # as always (lxml refuses it in a str: the fallback)
     try:
         data, parser = html.encode("utf-8"), _UTF8_PARSER
     except UnicodeEncodeError:  # a lone surrogate: parsed as a str, as before (lxml stops there)

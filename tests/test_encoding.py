@@ -179,14 +179,14 @@ def test_pickled_encoder_needs_no_transformers_nor_torch(encoder, tokenizer, tie
 
 def features_line_by_line(lines):
     """`line_features` written the plain way, a Python expression per line and feature: the definition that the
-    page-at-once code must match exactly (the released fast tier was trained on it)."""
+    page-at-once code must match, to float32 rounding (the released fast tier was trained on it)."""
     import collections
 
     from pagesieve.encoding import BULLETS, N_FEATURES, SENTENCE_END, URLISH, YEAR, class_counts
 
     counts = collections.Counter(lines)
     stripped = [line.strip() for line in lines]
-    letters, digits, upper, punct = class_counts(stripped).T if lines else np.zeros((4, 0))
+    letters, digits, upper, punct = class_counts(stripped).T
     out = np.zeros((len(lines), N_FEATURES))
     for i, s in enumerate(stripped):
         n_chars, words = len(s), len(s.split())

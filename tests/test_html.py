@@ -87,6 +87,11 @@ def test_decoded_text_ignores_its_declared_charset(charset):
     assert html_to_lines(html) == ["Привет, мир — 你好 😀", "ça"]
 
 
-def test_lone_surrogate_still_parses():
-    lines = html_to_lines("<html><body><p>before</p><p>a\ud800b</p></body></html>")
-    assert lines[0] == "before"
+def test_lone_surrogate_still_parses_as_before():
+    assert html_to_lines("<html><body><p>before</p><p>a\ud800b</p></body></html>") == ["before", "a"]  # lxml stops there
+
+
+@pytest.mark.parametrize("declaration", ['<?xml version="1.0" encoding="utf-8">',  # no "?>"
+                                         '<?xml version="1.0"?><?xml version="1.0" encoding="utf-8"?>'])
+def test_xml_declaration_that_lxml_refuses_in_a_str_parses(declaration):
+    assert html_to_lines(declaration + "<html><body><p>Texte accentué</p></body></html>") == ["Texte accentué"]
