@@ -186,27 +186,25 @@ def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None
     """Model inputs for pages (or spans [start, end) of their lines), one after the other, no padding
     (`LinePageModel.forward_packed`). Positions from the top/bottom count in the whole page, whatever the span."""
     spans = spans or [(0, len(p.kept)) for p in pages]
-    ids, offsets, first, last, feats, top, bottom = [], [], [], [], [], [], []
+    ids, starts, feats, top, bottom = [], [], [], [], []
     n_ids = 0
     for page, (s, e) in zip(pages, spans):
-        for t in page.tokens[s:e]:
-            offsets.append(n_ids)
-            ids.extend(t)
-            n_ids += len(t)
-            first.append(t[0])
-            last.append(t[-1])
+        page_ids, page_starts = page.flat_tokens()
+        ids.append(page_ids[page_starts[s]:page_starts[e]])
+        starts.append(page_starts[s:e + 1] - page_starts[s] + n_ids)  # this span's line starts, and its end
+        n_ids += page_starts[e] - page_starts[s]
         feats.append(page.feats[s:e])
         pos = np.arange(s, e)
         top.append(bucket(pos))
         bottom.append(bucket(len(page.kept) - 1 - pos))
 
-    def longs(x):
-        return torch.tensor(x, dtype=torch.long)
-
     def rows(parts, empty):
         return torch.from_numpy(np.concatenate(parts) if parts else empty)
 
-    return dict(ids=longs(ids), offsets=longs(offsets), first=longs(first), last=longs(last),
+    ids = rows(ids, np.zeros(0, np.int64))
+    offsets = rows([a[:-1] for a in starts], np.zeros(0, np.int64))  # where each line's ids start
+    ends = rows([a[1:] for a in starts], np.zeros(0, np.int64))
+    return dict(ids=ids, offsets=offsets, first=ids[offsets], last=ids[ends - 1],
                 feats=rows(feats, np.zeros((0, N_FEATURES), np.float32)), top=rows(top, np.zeros(0, np.int64)),
                 bottom=rows(bottom, np.zeros(0, np.int64)), lengths=[e - s for s, e in spans])
 

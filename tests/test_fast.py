@@ -216,3 +216,34 @@ def test_token_convolution_sees_its_own_line_only(tmp_path, conv_ends):
     assert len(alone) == (1 if conv_ends else 3) * cfg.word_dim + (4 if conv_ends else 2) * 4
     with pytest.raises(ValueError, match="set token_conv"):
         fast.LinePageModel(fast.FastConfig(**TINY, conv_ends=True), torch.randn(20, cfg.word_dim))
+
+
+def test_pages_from_a_worker_process_batch_alike():
+    """A page pickled to the dump's main process travels as flat arrays without its lists of ids, which it reads
+    back from them when asked (the cascade's base model does): the same ids, line by line and sliced, and the same
+    model inputs."""
+    import pickle
+
+    import torch
+    from pagesieve import fast
+    from pagesieve.encoding import N_FEATURES, EncodedLines
+
+    rng = np.random.default_rng(0)
+    pages = []
+    for n in (1, 7, 0, 12):
+        tokens = [rng.integers(0, 50, rng.integers(1, 9)).tolist() for _ in range(n)]
+        pages.append(EncodedLines(n, list(range(n)), tokens, rng.random((n, N_FEATURES), dtype=np.float32)))
+        pages[-1].flat_tokens()  # as LineEncoder.encode_many does
+    back = pickle.loads(pickle.dumps(pages))
+    for page, page_back in zip(pages, back):
+        assert len(page_back.tokens) == len(page.tokens) and list(page_back.tokens) == page.tokens
+        assert page_back.tokens[2:5] == page.tokens[2:5] and page_back.tokens[::-2] == page.tokens[::-2]
+        if page.tokens:
+            assert page_back.tokens[-1] == page.tokens[-1] and type(page_back.tokens[0][0]) is int
+        with pytest.raises(IndexError):
+            page_back.tokens[len(page.tokens)]
+    spans = [(0, 1), (2, 7), (0, 0), (3, 12)]
+    for key, value in fast.packed(pages, spans).items():
+        again = fast.packed(back, spans)[key]
+        assert again == value if key == "lengths" else torch.equal(again, value), key
+    assert pickle.loads(pickle.dumps(EncodedLines(1, [0], [[5, 6]], np.zeros((1, N_FEATURES))))).tokens == [[5, 6]]
