@@ -8,7 +8,8 @@ dump reshuffles their lines into N pages of 20-250 lines, as `benchmarks/through
 does. Without --pages, the validation gold pages are rendered from the corpora (needs ../shared).
 For each tier: load (timed apart), the pages themselves with --workers 0 (this also warms the device up;
 with --reference, the `predict` output of the same pages made elsewhere, the share of lines whose label
-agrees), then the synthetic dump with --workers, and with --no-model the same dump once more with the
+agrees), then the synthetic dump with --workers (and the main process's CPU per page: with workers, the ceiling
+its one interpreter sets), and with --no-model the same dump once more with the
 forward pass replaced by constant probabilities (`throughput.without_model`): the ceiling that reading,
 tokenizing, batching and writing set, whatever the device (a cascade's fast tier is then unsure of every
 line, so its base model's windows are all built: the most work a cascade's CPU side can have). A tier
@@ -67,6 +68,14 @@ def main(argv: list[str] | None = None):
         run(args, Path(tmp), log, t0)
 
 
+def main_cpu() -> float:
+    """CPU seconds of this process so far, all its threads (not its worker processes)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def labels_by_id(path: Path) -> dict:
     """A `predict` output's labels by record id."""
     return {r["id"]: r.get("labels") for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
@@ -95,13 +104,15 @@ def run(args, tmp: Path, log, t0: float):
         cpus=os.cpu_count(), pages=len(pages), synthetic_pages=args.synthetic, synthetic_lines=n_lines)
     reference = labels_by_id(Path(args.reference)) if args.reference else {}
 
-    def dump(predictor, path: Path, workers: int, name: str) -> tuple[float, dict, Path]:
+    def dump(predictor, path: Path, workers: int, name: str) -> tuple[float, dict, Path, float]:
+        """(seconds, summary, output, CPU seconds of this process: with workers, what the main process's one
+        interpreter must do for every page whatever the device, so pages / that is a ceiling)."""
         cold_word_cache(predictor)
         out = tmp / f"{name}.out.jsonl"
-        t = time.perf_counter()
+        cpu, t = main_cpu(), time.perf_counter()
         summary = predict_dump([str(path)], str(out), predictor=predictor, batch_size=args.batch_size, workers=workers,
                                renderer="innertext", progress=False)
-        return time.perf_counter() - t, summary, out
+        return time.perf_counter() - t, summary, out, main_cpu() - cpu
 
     def out_of_budget() -> bool:  # nothing new starts within 45 s of the budget's end
         return bool(args.budget) and time.time() - t0 > args.budget - 45
@@ -113,7 +124,7 @@ def run(args, tmp: Path, log, t0: float):
         t = time.perf_counter()
         predictor = Predictor.from_pretrained(None if model in ("model", "base") else model, device=device)
         log(step="load", model=model, seconds=round(time.perf_counter() - t, 1))
-        seconds, _, out = dump(predictor, text_path, 0, model + "-pages")
+        seconds, _, out, _ = dump(predictor, text_path, 0, model + "-pages")
         row = dict(step="pages, workers 0", model=model, seconds=round(seconds, 2),
                    pages_per_s=round(len(pages) / seconds, 1))
         if reference:
@@ -131,10 +142,12 @@ def run(args, tmp: Path, log, t0: float):
                     log(step=f"{model}: no-model pass skipped, too little of the budget left")
                     break
                 without_model(predictor)
-            seconds, summary, _ = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
+            seconds, summary, _, cpu = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
+            pages = summary["records_in"]
             log(step=f"synthetic, workers {args.workers}" + (", no model" if ceiling else ""), model=model,
-                pages=summary["records_in"], seconds=round(seconds, 2),
-                pages_per_s=round(summary["records_in"] / seconds, 1), lines_per_s=round(n_lines / seconds))
+                pages=pages, seconds=round(seconds, 2), pages_per_s=round(pages / seconds, 1),
+                lines_per_s=round(n_lines / seconds), main_cpu_ms_per_page=round(1000 * cpu / pages, 3),
+                main_process_ceiling_pages_per_s=round(pages / max(cpu, 1e-6)))
         del predictor
     log(step="done")
 

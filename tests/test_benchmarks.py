@@ -122,6 +122,7 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
     n = sum(l is not None for page in labels for l in page)
     assert rows[2]["lines"] == n and rows[2]["agreement_with_reference"] == round((n - 1) / n, 5)
     assert rows[3]["pages"] == rows[4]["pages"] == 20 and rows[3]["pages_per_s"] > 0
+    assert rows[3]["main_cpu_ms_per_page"] > 0 and rows[3]["main_process_ceiling_pages_per_s"] > 0
     assert len(replaced) == 1  # the no-model pass ran without the forward pass
 
 
