@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None):
     ap.add_argument("--budget", type=float, default=0, help="seconds: start no tier after budget-45, exit at budget")
     ap.add_argument("--out", help="append each result as a JSON line")
     args = ap.parse_args(argv)
+    from pagesieve.cli import passive_openmp
+
+    passive_openmp()  # as `pagesieve predict` runs: torch's threads sleep between operators
     t0 = time.time()
 
     def log(**row):
@@ -143,11 +146,11 @@ def run(args, tmp: Path, log, t0: float):
                     break
                 without_model(predictor)
             seconds, summary, _, cpu = dump(predictor, tmp / "synthetic.jsonl", args.workers, model + "-synthetic")
-            pages = summary["records_in"]
+            n_pages = summary["records_in"]
             log(step=f"synthetic, workers {args.workers}" + (", no model" if ceiling else ""), model=model,
-                pages=pages, seconds=round(seconds, 2), pages_per_s=round(pages / seconds, 1),
-                lines_per_s=round(n_lines / seconds), main_cpu_ms_per_page=round(1000 * cpu / pages, 3),
-                main_process_ceiling_pages_per_s=round(pages / max(cpu, 1e-6)))
+                pages=n_pages, seconds=round(seconds, 2), pages_per_s=round(n_pages / seconds, 1),
+                lines_per_s=round(n_lines / seconds), main_cpu_ms_per_page=round(1000 * cpu / n_pages, 3),
+                main_process_ceiling_pages_per_s=round(n_pages / max(cpu, 1e-6)))
         del predictor
     log(step="done")
 

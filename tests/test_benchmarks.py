@@ -113,17 +113,17 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
 
     replaced = []
     monkeypatch.setattr(benchmarks.throughput, "without_model", lambda p: replaced.append(p) or bench.without_model(p))
-    gpu_dump.main(["--pages", str(pages_path), "--reference", str(reference), "--models", str(tiny_model_dir),
+    gpu_dump.main(["--pages", str(pages_path), "--reference", str(reference), "--models", f"{tiny_model_dir},{tiny_model_dir}",
                    "--synthetic", "20", "--workers", "0", "--device", "cpu", "--batch-size", "2", "--no-model",
                    "--out", str(out)])
     rows = [json.loads(l) for l in out.read_text().splitlines()]
-    assert [r["step"] for r in rows] == ["setup", "load", "pages, workers 0", "synthetic, workers 0",
-                                         "synthetic, workers 0, no model", "done"]
+    tier = ["load", "pages, workers 0", "synthetic, workers 0", "synthetic, workers 0, no model"]
+    assert [r["step"] for r in rows] == ["setup", *tier, *tier, "done"]  # two tiers, one after the other
     n = sum(l is not None for page in labels for l in page)
     assert rows[2]["lines"] == n and rows[2]["agreement_with_reference"] == round((n - 1) / n, 5)
     assert rows[3]["pages"] == rows[4]["pages"] == 20 and rows[3]["pages_per_s"] > 0
     assert rows[3]["main_cpu_ms_per_page"] > 0 and rows[3]["main_process_ceiling_pages_per_s"] > 0
-    assert len(replaced) == 1  # the no-model pass ran without the forward pass
+    assert len(replaced) == 2  # each no-model pass ran without the forward pass
 
 
 def test_without_model_gives_constant_probabilities(tiny_model_dir, tiny_fast_dir, test_pages, bench):
