@@ -166,8 +166,7 @@ class LinePageModel(nn.Module):
 def _packed_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
     """One pre-norm encoder layer (eval mode) over packed sequences of `lengths` rows of x, one after the other.
     The sequences' queries, keys and values are split off in one call each, so that a page costs one call from
-    Python (its attention), not seven: in a dump each call waits for the thread that renders and tokenizes to
-    hand the interpreter back."""
+    Python (its attention), not seven."""
     if not layer.norm_first or layer.training:
         raise ValueError("forward_packed runs pre-norm layers in eval mode (model.eval()); training uses forward")
     sa = layer.self_attn
