@@ -7,9 +7,9 @@
 `throughput.py`'s pages (`--gold`, `--limit`; their HTML rendered once), encoded once per model, then only
 `FastPredictor.probs` is timed: the line vectors and the page transformer (with the packing of the inputs and the
 softmax), in the runtime `pagesieve` picks on this machine (bf16 where native). The models alternate round by
-round; printed: each one's median seconds per thread count. `--variants NAME=FOLDER:key=value,...` is FOLDER's model with those `FastConfig` settings changed
-and random weights: a shape's cost does not depend on its weights, so a candidate can be costed before its
-training. Parsing, rendering and tokenizing are not in these figures; `throughput.py` measures the whole dump.
+round; printed: each one's median seconds per thread count. `--variants NAME=FOLDER:key=value,...` is FOLDER's
+model with those `FastConfig` settings changed and random weights: a shape's cost does not depend on its weights,
+so a candidate can be costed before its training. Parsing, rendering and tokenizing are not in these figures; `throughput.py` measures the whole dump.
 """
 from __future__ import annotations
 

@@ -185,11 +185,11 @@ def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None
     """Model inputs for pages (or spans [start, end) of their lines), one after the other, no padding
     (`LinePageModel.forward_packed`). Positions from the top/bottom count in the whole page, whatever the span."""
     spans = spans or [(0, len(p.kept)) for p in pages]
-    ids, starts, feats, top, bottom = [], [], [], [], []
+    id_parts, starts, feats, top, bottom = [], [], [], [], []
     n_ids = 0
     for page, (s, e) in zip(pages, spans):
         page_ids, page_starts = page.flat_tokens()
-        ids.append(page_ids[page_starts[s]:page_starts[e]])
+        id_parts.append(page_ids[page_starts[s]:page_starts[e]])
         starts.append(page_starts[s:e + 1] - page_starts[s] + n_ids)  # this span's line starts, and its end
         n_ids += page_starts[e] - page_starts[s]
         feats.append(page.feats[s:e])
@@ -200,7 +200,7 @@ def packed(pages: list[EncodedLines], spans: list[tuple[int, int]] | None = None
     def rows(parts, empty):
         return torch.from_numpy(np.concatenate(parts) if parts else empty)
 
-    ids = rows(ids, np.zeros(0, np.int64))
+    ids = rows(id_parts, np.zeros(0, np.int64))
     offsets = rows([a[:-1] for a in starts], np.zeros(0, np.int64))  # where each line's ids start
     ends = rows([a[1:] for a in starts], np.zeros(0, np.int64))
     return dict(ids=ids, offsets=offsets, first=ids[offsets], last=ids[ends - 1],
