@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .labels import check_keep
-from .text import UserError, read_input
+from .text import HTML_SUFFIXES, UserError, read_input
 
 COLOURS = {"content": "\033[32m", "caption": "\033[36m", "navigation": "\033[33m", "ui_chrome": "\033[35m"}
 RESET = "\033[0m"
@@ -75,7 +75,7 @@ def cmd_label(args) -> int:
 
     keep = parse_keep(args.keep) or (("content",) if args.format == "markdown" else None)
     min_prob = parse_min_prob(args.min_prob)
-    is_html = args.html or (args.file.lower().endswith((".html", ".htm")) and not args.text)
+    is_html = args.html or (args.file.lower().endswith(HTML_SUFFIXES) and not args.text)
     text, warnings = read_input(args.file, html=is_html)
     for w in warnings:
         print(f"pagesieve: warning: {w}", file=sys.stderr)
@@ -258,8 +258,22 @@ def add_min_prob(parser):
         "content thresholds trade recall for precision (README: measured on the dev pages)"))
 
 
+def whole(minimum: int):
+    """An argparse type: a whole number >= minimum (a bad one is the flag's error, exit 2, not a traceback)."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, not {n}")
+        return n
+
+    return parse
+
+
 def add_batch_size(parser):
-    parser.add_argument("--batch-size", type=int, help=(
+    parser.add_argument("--batch-size", type=whole(1), help=(
         "windows per torch forward pass (default 4 on CPU, 128 on GPU); ONNX Runtime runs each window alone, "
         "several at once, so that labels never depend on the batch. The fast tier and the cascade: pages per "
         "fast-tier pass (default 16 on CPU, 64 on GPU; a cascade's base model batches as it does alone)"))
@@ -377,7 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
         "{id, error} for a record that cannot be read. Work is saved in shards (OUTPUT.parts/): run the same "
         "command again after an interruption and it continues; the result is identical to an uninterrupted run."))
     pr.add_argument("inputs", nargs="*", metavar="INPUT",
-                    help="files (.jsonl[.gz|.zst], .parquet, .wet[.gz], .warc[.gz], .txt), directories or globs of text files")
+                    help="files (.jsonl[.gz|.zst], .parquet, .wet[.gz], .warc[.gz], .txt, .html), or folders and quoted "
+                         "globs: of dump files (each file read in its own format) or of pages (one page per file, "
+                         ".html files rendered; hidden files left out)")
     pr.add_argument("-o", "--output", required=True,
                     help="output .jsonl, .jsonl.gz or .parquet file, or a directory (one output per input)")
     pr.add_argument("--format", choices=FORMATS_CHOICES, help="input format (default: from the file name)")
@@ -396,19 +412,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--keep-fields", action="store_true", help="keep the input record's other fields")
     add_model_options(pr)
     add_batch_size(pr)
-    pr.add_argument("--workers", type=int, default=0,
+    pr.add_argument("--workers", type=whole(0), default=0,
                     help="processes that read, render HTML and tokenize while the model runs (default 0: one "
                          "background thread; processes pay off only with cores to spare beyond the model's, e.g. "
                          "feeding a GPU: on 2 cores they make every model slower)")
-    pr.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
-    pr.add_argument("--shard-size", type=int, default=1000, help="records per saved shard (the unit of resuming)")
+    pr.add_argument("--threads", type=whole(0), default=0, help="CPU threads for the model (default: all cores)")
+    pr.add_argument("--shard-size", type=whole(1), default=1000, help="records per saved shard (the unit of resuming)")
     limits = Limits()
-    pr.add_argument("--max-record-bytes", type=int, default=limits.record_bytes, metavar="N",
+    pr.add_argument("--max-record-bytes", type=whole(1), default=limits.record_bytes, metavar="N",
                     help="a record (page text, HTML, body) over N bytes becomes an error record "
                          f"(default {limits.record_bytes})")
-    pr.add_argument("--max-line-bytes", type=int, default=limits.line_bytes, metavar="N",
+    pr.add_argument("--max-line-bytes", type=whole(1), default=limits.line_bytes, metavar="N",
                     help=f"a page with a line over N bytes becomes an error record (default {limits.line_bytes})")
-    pr.add_argument("--max-lines", type=int, default=limits.lines, metavar="N",
+    pr.add_argument("--max-lines", type=whole(1), default=limits.lines, metavar="N",
                     help=f"a page of more than N lines becomes an error record (default {limits.lines})")
     pr.set_defaults(fn=cmd_predict)
 

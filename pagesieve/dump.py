@@ -42,7 +42,7 @@ from typing import Iterable, Iterator
 
 from .html import CharsetError, charset_from_content_type, decode_html, html_title, parse, render as render_html
 from .labels import LABELS, check_keep
-from .text import split_lines
+from .text import HTML_SUFFIXES, split_lines
 
 FORMATS = ("jsonl", "parquet", "wet", "warc", "text", "hf")
 # records prepared (rendered + tokenized) and run through the model together: small on a CPU so
@@ -177,7 +177,7 @@ def detect_format(path: str) -> str:
         return "wet"
     if p.endswith((".warc", ".arc")):
         return "warc"
-    if p.endswith((".txt", ".text")):
+    if p.endswith((".txt", ".text", *HTML_SUFFIXES)):
         return "text"
     raise ValueError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})")
 
@@ -447,8 +447,11 @@ def read_warc(path, fmt, limits: Limits) -> Iterator[Record]:
 
 
 def _text_files(path: str) -> list[str]:
+    """The files a folder (hidden files and folders left out: .DS_Store, .git) or a glob stands for, sorted."""
     if os.path.isdir(path):
-        return sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+        root = Path(path)
+        return sorted(str(p) for p in root.rglob("*")
+                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if any(ch in path for ch in "*?["):
         return sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
     return [path]
@@ -463,6 +466,8 @@ def _text_file_page(f: str, limits: Limits) -> Record:
         return Record(f, error=f"unreadable ({e.strerror})")
     if b"\x00" in data[:8192]:
         return Record(f, error="binary file")
+    if f.lower().endswith(HTML_SUFFIXES):
+        return Record(f, html=data)  # its charset from the page (`decode_html`), rendered by `prepare`
     return text_page(f, data, encoding="utf-8-sig")  # a byte-order mark is not text
 
 
@@ -693,7 +698,8 @@ def _write_atomic(path: Path, data: bytes):
 
 # -- naming and checking the outputs before anything runs ------------------------------------
 _COMPRESSED = (".gz", ".zst", ".zstd")
-_FORMAT_SUFFIXES = (".warc.wet", ".jsonl", ".ndjson", ".json", ".parquet", ".wet", ".warc", ".arc", ".txt", ".text")
+_FORMAT_SUFFIXES = (".warc.wet", ".jsonl", ".ndjson", ".json", ".parquet", ".wet", ".warc", ".arc", ".txt", ".text",
+                    *HTML_SUFFIXES)
 
 
 def _input_base(inp: str) -> Path:
@@ -748,9 +754,45 @@ def is_dir_output(output: str) -> bool:
     return output.endswith(os.sep) or Path(output).is_dir() or not Path(output).suffix
 
 
+DUMP_FORMATS = ("jsonl", "parquet", "wet", "warc")  # files of many records each
+
+
+def _format_by_name(path: str) -> str | None:
+    try:
+        return detect_format(path)
+    except ValueError:
+        return None
+
+
+def expand_inputs(inputs: list[str], fmt: str | None) -> list[str]:
+    """The inputs as they are read: a folder or glob of dump files (JSONL, Parquet, WARC, WET, by their names)
+    stands for those files, each read in its own format; a folder or glob of pages (text or HTML files) stays
+    one input of one page per file. One that holds both is refused, as is nothing matching. With `fmt` given,
+    every input is read as told (--format text: every file one page)."""
+    if fmt:
+        return list(inputs)
+    out = []
+    for inp in inputs:
+        is_glob = any(ch in inp for ch in "*?[") and not os.path.exists(inp)
+        if not is_glob and not (os.path.isdir(inp) and detect_format(inp) == "text"):
+            out.append(inp)
+            continue
+        files = _text_files(inp)
+        dumps = [f for f in files if _format_by_name(f) in DUMP_FORMATS]
+        if dumps and len(dumps) < len(files):
+            other = next(f for f in files if f not in set(dumps))
+            raise ValueError(f"{inp} holds dump files ({dumps[0]}, ...) and other files ({other}, ...): name the "
+                             "dump files alone (a quoted glob such as 'DIR/*.jsonl.gz'), or pass --format text to "
+                             "read every file as one page")
+        out.extend(dumps or [inp])
+    return out
+
+
 def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[list[str], Path]]:
     """(inputs, output file) per output, every input checked to be there and every output name to be
-    good: mistakes are found before the model loads and before anything is written."""
+    good: mistakes are found before the model loads and before anything is written. A folder or glob of dump
+    files is its files (`expand_inputs`): with a directory output, one output each."""
+    inputs = expand_inputs(inputs, fmt)
     for inp in inputs:
         check_input(inp, fmt)
     out = Path(output)
@@ -897,6 +939,9 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
         raise ValueError("no input")
     min_prob = check_min_prob(min_prob)
     keep = check_keep(keep) if keep else None
+    for name, value, least in (("shard_size", shard_size, 1), ("workers", workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}, not {value!r}")
     jobs = plan_outputs(inputs, output, fmt)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,

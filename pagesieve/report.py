@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .labels import LABELS
+from .text import HTML_SUFFIXES
 
 COLOURS = {"content": "46,125,50", "caption": "0,131,143", "navigation": "230,115,0", "ui_chrome": "142,36,170"}
 UNKNOWN = "120,120,120"  # a line whose label is unknown (None in weak data)
@@ -80,7 +81,7 @@ def read_inputs(names: list[str], gold: bool = False, renderer: str = "innertext
             continue
         if gold:
             raise UserError(f"{name}: --gold needs labeled pages (JSONL with lines and labels)")
-        is_html = name.lower().endswith((".html", ".htm"))
+        is_html = name.lower().endswith(HTML_SUFFIXES)
         text, _ = read_input(name, html=is_html)
         pages.append(Page(name, html_lines(text, renderer) if is_html else as_lines(text), None))
     return pages

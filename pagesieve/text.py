@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+HTML_SUFFIXES = (".html", ".htm", ".xhtml")  # files of pages that the commands render as HTML, not read as text
 
 
 def split_lines(text: str) -> list[str]:

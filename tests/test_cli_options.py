@@ -307,3 +307,17 @@ def test_predict_lets_openmp_threads_sleep_unless_told_otherwise(tmp_path, argv,
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().splitlines()[-1] == f"policy [{expected!r}]"
+
+
+@pytest.mark.parametrize("flag, value", [("--shard-size", "0"), ("--shard-size", "-3"), ("--workers", "-1"),
+                                         ("--threads", "-2"), ("--max-lines", "-5"), ("--max-line-bytes", "0"),
+                                         ("--batch-size", "0"), ("--shard-size", "ten")])
+def test_predict_refuses_bad_numbers_naming_the_flag(tmp_path, capsys, flag, value):
+    """One line naming the flag and exit 2, before any model loads: not a traceback, not a silent default."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "Home"}) + "\n")
+    with pytest.raises(SystemExit) as e:
+        cli_main(["predict", str(src), "-o", str(tmp_path / "o.jsonl"), flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}" in err and "Traceback" not in err
+    assert not (tmp_path / "o.jsonl").exists()

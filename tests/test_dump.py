@@ -224,6 +224,51 @@ def test_text_files_hf_dataset_and_directory_output(predictor, tmp_path):
     assert s["records_in"] == 5
 
 
+def test_a_folder_or_glob_of_dump_files_is_read_file_by_file(predictor, tmp_path):
+    """Shards named by a folder or a quoted glob are each read in their own format, not as text pages."""
+    d = tmp_path / "shards"
+    d.mkdir()
+    make_jsonl(d / "a.jsonl", n=10)
+    with gzip.open(d / "b.jsonl.gz", "wb") as fh:
+        fh.write((d / "a.jsonl").read_bytes())
+    (d / ".DS_Store").write_bytes(b"\x00junk")  # hidden: not an input
+    single = read_out_after(predict_dump, [str(d / "a.jsonl")], tmp_path / "single.jsonl", predictor)
+    for given in (str(d), str(d / "*.jsonl*")):
+        out = tmp_path / f"out{len(given)}"
+        s = predict_dump([given], str(out) + "/", predictor=predictor, progress=False)
+        assert sorted(p.name for p in out.glob("*.jsonl")) == ["a.jsonl", "b.jsonl"]
+        for name in ("a.jsonl", "b.jsonl"):  # the records of a shard read alone (bad ones' ids name their file)
+            rows = read_out(out / name)
+            assert [(r.get("labels"), r.get("error")) for r in rows] == [(r.get("labels"), r.get("error")) for r in single]
+        assert s["records_in"] == 20
+    (d / "notes.txt").write_text("a page, not a shard")
+    with pytest.raises(ValueError, match="dump files .* and other files"):
+        predict_dump([str(d)], str(tmp_path / "mixed.jsonl"), predictor=predictor, progress=False)
+    s = predict_dump([str(d)], str(tmp_path / "as-text.jsonl"), predictor=predictor, fmt="text", progress=False)
+    assert s["records_in"] == 3  # as told: every file one page
+
+
+def read_out_after(run, inputs, out, predictor):
+    run(inputs, str(out), predictor=predictor, progress=False)
+    return read_out(out)
+
+
+def test_html_files_are_rendered_as_pages(predictor, tmp_path):
+    d = tmp_path / "pages"
+    d.mkdir()
+    html = '<html><head><meta charset="windows-1252"></head><body><nav>Home</nav><p>Caf\xe9 story.</p></body></html>'
+    (d / "a.html").write_bytes(html.encode("cp1252"))  # its charset from the page, as with HTML records
+    (d / "b.txt").write_text("<p>kept as text</p>")
+    assert detect_format(str(d / "a.html")) == "text"
+    rows = read_out_after(predict_dump, [str(d)], tmp_path / "o.jsonl", predictor)
+    html_row = read_out_after(predict_dump, [str(d / "a.html")], tmp_path / "one.jsonl", predictor)[0]
+    assert html_row == rows[0] and len(rows[0]["labels"]) == 2  # two lines: Home, the story (no tags)
+    assert len(rows[1]["labels"]) == 1
+    predict_dump([str(d)], str(tmp_path / "with-lines.jsonl"), predictor=predictor, with_lines=True, progress=False)
+    assert [r["lines"] for r in read_out(tmp_path / "with-lines.jsonl")] == [["Home", "Café story."],
+                                                                            ["<p>kept as text</p>"]]
+
+
 def test_bad_arguments(predictor, tmp_path):
     with pytest.raises(ValueError, match="format"):
         detect_format("dump.bin")
@@ -234,6 +279,9 @@ def test_bad_arguments(predictor, tmp_path):
         predict_dump([str(tmp_path / "x.jsonl")], str(tmp_path / "out.csv"), predictor=predictor, progress=False)
     with pytest.raises(ValueError, match="unknown label"):
         predict_dump([str(tmp_path / "x.jsonl")], str(tmp_path / "o.jsonl"), predictor=predictor, keep=("body",))
+    for bad in (dict(shard_size=0), dict(shard_size=-3), dict(workers=-1)):
+        with pytest.raises(ValueError, match="must be a whole number"):
+            predict_dump([str(tmp_path / "x.jsonl")], str(tmp_path / "o.jsonl"), predictor=predictor, **bad)
 
 
 def test_cli_predict(tiny_model_dir, tmp_path, capsys):
