@@ -124,7 +124,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import torch
 
-    from .dump import CORRUPT, Fields, Limits, WorkersFailed, predict_dump
+    from .dump import CORRUPT, NO_TEXT, Fields, Limits, WorkersFailed, predict_dump
 
     keep = parse_keep(args.keep)
     min_prob = parse_min_prob(args.min_prob)
@@ -163,6 +163,10 @@ def cmd_predict(args) -> int:
     where = "each output's .summary.json" if "outputs" in summary else f"{summary['output']}.summary.json"
     print(f"pagesieve predict: {n_lines:,} lines: {by_label}; {time.monotonic() - started:.1f} s (summary in {where})",
           file=sys.stderr)
+    if summary["records_in"] and summary["errors"].get(NO_TEXT) == summary["records_in"]:
+        print(f"pagesieve predict: warning: no record has a field {args.lines_field!r}, {args.text_field!r} or "
+              f"{args.html_field!r}: name the field that holds the page with --text-field, --lines-field or "
+              "--html-field", file=sys.stderr)
     if summary["errors"].get(CORRUPT):
         print(f"pagesieve predict: warning: input is truncated or corrupt: its readable records are in the "
               f'output, what is lost is {summary["errors"][CORRUPT]} error record(s) "{CORRUPT}" (exit code 1)',

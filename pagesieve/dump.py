@@ -125,6 +125,7 @@ BAD_ENCODING = "bad encoding (not UTF-8)"
 BAD_CHARSET = "bad encoding (HTML in an unknown charset: not UTF-8, none declared, none detected)"
 # the error of the record standing for what a truncated or corrupt input file no longer gives
 CORRUPT = "truncated or corrupt input"
+NO_TEXT = "no text field"  # a record without the field of its page (the fields looked for follow in brackets)
 
 
 def text_page(rid: str, data: bytes, extra: dict | None = None, encoding: str = "utf-8") -> Record:
@@ -305,7 +306,7 @@ def record_from_dict(rec, fallback_id: str, fields: Fields, keep_fields: bool,
     elif isinstance(rec.get(fields.html), (str, bytes)):  # bytes: a binary column, decoded by `render`
         page = html = rec[fields.html]
     else:
-        return Record(rid, extra=extra, error=f"no text field (looked for {fields.lines!r}, {fields.text!r}, {fields.html!r})")
+        return Record(rid, extra=extra, error=f"{NO_TEXT} (looked for {fields.lines!r}, {fields.text!r}, {fields.html!r})")
     if len(page) > limits.record_bytes if isinstance(page, bytes) else _utf8_over(page, limits.record_bytes):
         return Record(rid, extra=extra, error=too_large(limits.record_bytes))
     if html is not None:

@@ -321,3 +321,13 @@ def test_predict_refuses_bad_numbers_naming_the_flag(tmp_path, capsys, flag, val
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {flag}" in err and "Traceback" not in err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_predict_warns_when_no_record_has_the_page_field(tiny_model_dir, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "body": "Home\nA story."}) + "\n" for i in range(3)))
+    code, _, err = run_cli(["predict", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model_dir)], capsys)
+    assert code == 0 and "warning: no record has a field 'lines', 'text' or 'html'" in err and "--text-field" in err
+    code, _, err = run_cli(["predict", str(src), "-o", str(tmp_path / "p.jsonl"), "--model", str(tiny_model_dir),
+                            "--text-field", "body"], capsys)
+    assert code == 0 and "warning" not in err
