@@ -184,7 +184,7 @@ class PagesieveWarcReader(BaseDiskReader):
         with self.data_folder.open(filepath, "rb") as fh:  # warcio reads gzip members itself
             for n, rec in enumerate(ArchiveIterator(fh)):
                 with self.track_time():
-                    page = _warc_page(rec, f"{filepath}/{n}", "warc", limits)
+                    page = _warc_page(rec, f"{filepath}/{n}", limits, kinds=("response",))  # HTML only
                     if page is None:  # request, metadata, warcinfo... records
                         continue
                     try:

@@ -384,8 +384,11 @@ def _warc_body(rec, limit: int) -> tuple[bytes, str | None]:
     return b"".join(chunks), (too_large(limit) if size > limit else None)
 
 
-def _warc_page(rec, fallback_id: str, fmt: str, limits: Limits) -> Record | None:
-    """The page of a WARC record (None for warcinfo, request, metadata... records: not pages)."""
+def _warc_page(rec, fallback_id: str, limits: Limits,
+               kinds: tuple[str, ...] = ("response", "conversion")) -> Record | None:
+    """The page of a WARC record of one of `kinds`: a response's HTML or a conversion's text, in a WARC or a WET
+    file alike (a WET file named .warc.gz still gives its pages); None for the other records (warcinfo, request,
+    metadata...: not pages)."""
     # (an ARC record has no id: its place in the file is one, the same at every read)
     rid = rec.rec_headers.get_header("WARC-Record-ID") or fallback_id
     extra = {"url": rec.rec_headers.get_header("WARC-Target-URI") or rec.rec_headers.get_header("uri")}
@@ -393,7 +396,7 @@ def _warc_page(rec, fallback_id: str, fmt: str, limits: Limits) -> Record | None
     if rec.length is None or (length is not None and not length.strip().isdigit()):
         # every record has one: its header was cut short, by the end of the file
         return Record(rid, extra=extra, error=f"{CORRUPT} (a record header without its Content-Length)")
-    if (fmt == "wet" and rec.rec_type != "conversion") or (fmt == "warc" and rec.rec_type != "response"):
+    if rec.rec_type not in kinds:
         return None
     try:
         body, problem = _warc_body(rec, limits.record_bytes)
@@ -401,7 +404,7 @@ def _warc_page(rec, fallback_id: str, fmt: str, limits: Limits) -> Record | None
         body, problem = b"", f"unreadable record ({type(e).__name__})"
     if problem:
         return Record(rid, extra=extra, error=problem)
-    if fmt == "warc":
+    if rec.rec_type == "response":
         ctype = (rec.http_headers.get_header("Content-Type") if rec.http_headers else "") or ""
         if ctype and "html" not in ctype.lower():
             return Record(rid, extra=extra, error=f"not HTML ({ctype.split(';')[0]})")
@@ -427,14 +430,14 @@ def _warc_records(records) -> Iterator:
         yield rec
 
 
-def read_warc(path, fmt, limits: Limits) -> Iterator[Record]:
+def read_warc(path, limits: Limits) -> Iterator[Record]:
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as fh:
         records = ArchiveIterator(fh)  # not arc2warc: it gives ARC records a new random id at every read
         n = end = 0
         for n, rec in enumerate(_warc_records(records), 1):
-            page = _warc_page(rec, f"{path}:{n}", fmt, limits)
+            page = _warc_page(rec, f"{path}:{n}", limits)
             end = records.get_record_offset() + records.get_record_length()
             if page is not None:
                 page.end = end
@@ -535,7 +538,7 @@ def read_records(path: str, fmt: str | None = None, fields: Fields | None = None
     if fmt in ("wet", "warc"):
         from warcio.exceptions import ArchiveLoadFailed
 
-        return _salvaged(path, read_warc(path, fmt, limits), (*corrupt, ArchiveLoadFailed))
+        return _salvaged(path, read_warc(path, limits), (*corrupt, ArchiveLoadFailed))
     if fmt == "hf":
         return read_hf(path, fields, keep_fields, hf_split, limits)
     return read_text_files(path, limits)

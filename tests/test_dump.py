@@ -184,6 +184,11 @@ def test_wet_and_warc(predictor, tmp_path, kind):
     assert rows[0]["url"] == "https://ex.com/0"
     assert rows[0]["lines"][-1] == "Text of page 0."
     assert all(r["id"].startswith("<urn:uuid:") for r in rows)
+    other = "warc" if kind == "wet" else "wet"  # the file's records, whatever its name or --format says
+    assert [r.lines for r in read_records(str(src), fmt=other)] == [r.lines for r in read_records(str(src))]
+    misnamed = tmp_path / f"misnamed.{other}.gz"
+    misnamed.write_bytes(src.read_bytes())
+    assert predict_dump([str(misnamed)], str(tmp_path / "o2.jsonl"), predictor=predictor, progress=False)["records_in"] == 3
 
 
 def test_bodies_that_are_not_utf8_become_error_records(tmp_path):
