@@ -516,6 +516,9 @@ def main(argv=None) -> int:
         print(f"pagesieve: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if args.fn is cmd_predict:
+            print("pagesieve predict: interrupted. The finished shards are kept: rerun the same command to continue",
+                  file=sys.stderr)
         return 130
 
 

@@ -490,6 +490,8 @@ def read_hf(path, fields, keep_fields, split, limits: Limits) -> Iterator[Record
 
     ds = load_from_disk(path)
     if isinstance(ds, DatasetDict):
+        if split not in ds:
+            raise ValueError(f"{path} has no split {split!r} (--split): it has {', '.join(ds) or 'none'}")
         ds = ds[split]
     for n, row in enumerate(ds, 1):
         yield record_from_dict(row, f"{path}:{n}", fields, keep_fields, limits)

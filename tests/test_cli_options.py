@@ -331,3 +331,25 @@ def test_predict_warns_when_no_record_has_the_page_field(tiny_model_dir, tmp_pat
     code, _, err = run_cli(["predict", str(src), "-o", str(tmp_path / "p.jsonl"), "--model", str(tiny_model_dir),
                             "--text-field", "body"], capsys)
     assert code == 0 and "warning" not in err
+
+
+def test_an_interrupted_predict_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    import pagesieve.dump
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pagesieve.dump, "predict_dump", interrupted)
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "Home"}) + "\n")
+    code, _, err = run_cli(["predict", str(src), "-o", str(tmp_path / "o.jsonl")], capsys)
+    assert code == 130 and "rerun the same command to continue" in err
+
+
+def test_a_missing_dataset_split_is_named_with_those_there(predictor, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"train": Dataset.from_list([{"id": "a", "text": "Home"}])}).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(ValueError, match="has no split 'test' .*: it has train"):
+        predict_dump([str(tmp_path / "dd")], str(tmp_path / "o.jsonl"), predictor=predictor, fmt="hf",
+                     hf_split="test", progress=False)
