@@ -803,11 +803,18 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
         check_input(inp, fmt)
     out = Path(output)
     if is_dir_output(output):
-        return [([inp], out / f"{name}.jsonl") for inp, name in zip(inputs, output_names(inputs))]
-    _output_suffix(out)
-    if any(os.path.abspath(inp) == os.path.abspath(out) for inp in inputs):
-        raise ValueError(f"{out}: the output would overwrite an input")
-    return [(inputs, out)]
+        jobs = [([inp], out / f"{name}.jsonl") for inp, name in zip(inputs, output_names(inputs))]
+    else:
+        _output_suffix(out)
+        if any(os.path.abspath(inp) == os.path.abspath(out) for inp in inputs):
+            raise ValueError(f"{out}: the output would overwrite an input")
+        jobs = [(inputs, out)]
+    for _, path in jobs:  # a file that no run of pagesieve wrote (no summary beside it) is the user's
+        summary, manifest = path.with_name(path.name + ".summary.json"), path.with_name(path.name + ".parts") / "manifest.json"
+        if path.exists() and not summary.exists() and not manifest.exists():
+            raise ValueError(f"{path} exists and is not the output of a pagesieve run (no {summary.name} beside it): "
+                             "remove it, or write to another output")
+    return jobs
 
 
 try:
@@ -962,8 +969,7 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
             predictor = Predictor.from_pretrained(model, device=device, runtime=runtime)
         identity = model_identity(predictor)
         stack.enter_context(_frozen_heap())
-        summaries = [_run_one(job_inputs, out, p, predictor, identity, batch_size, opts, workers, progress,
-                              keep_finished=is_dir_output(output))
+        summaries = [_run_one(job_inputs, out, p, predictor, identity, batch_size, opts, workers, progress)
                      for (job_inputs, out), p in zip(jobs, parts)]
     return _merge_summaries(summaries) if is_dir_output(output) else summaries[0]
 
@@ -1001,7 +1007,7 @@ def _run_key(identity: dict) -> str:
 
 def _finished(out: Path, parts: Path, key: str) -> dict | None:
     """The summary of `out` when the same run (same key) already finished it, else None: a restarted
-    directory run keeps its finished outputs instead of labeling them again."""
+    run keeps its finished outputs instead of labeling them again."""
     if not out.exists() or (parts / "manifest.json").exists():
         return None
     try:
@@ -1127,13 +1133,13 @@ class Progress:
 
 
 def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dict, batch_size: int | None,
-             opts: dict, workers: int, progress: bool, keep_finished: bool = False) -> dict:
+             opts: dict, workers: int, progress: bool) -> dict:
     suffix = _output_suffix(out)
     manifest_path = parts / "manifest.json"
     run = {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs], **identity, "options": opts}
-    finished = _finished(out, parts, _run_key(run)) if keep_finished else None
-    if finished is not None:  # a directory run restarted: its finished outputs stay
-        print(f"pagesieve: {out} was finished by the same run: kept", file=sys.stderr)
+    finished = _finished(out, parts, _run_key(run))
+    if finished is not None:  # the same run again (a restarted job): its finished outputs stay
+        print(f"pagesieve: {out} was finished by the same run: kept (remove it to label again)", file=sys.stderr)
         return finished
     manifest = _manifest(parts, run)
     done_records = sum(s["records"] for s in manifest["shards"])

@@ -94,6 +94,8 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
     summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=shard_size, progress=False)
     assert part.read_bytes() == full.read_bytes()
     assert summary["records_in"] == n
+    # the same command again keeps the finished output (below); removed, it is labeled again
+    part.unlink()
     # a different command on the same unfinished parts is refused, not mixed
     with pytest.raises(Boom):
         predict_dump([str(src)], str(part), predictor=Flaky(predictor, 5), shard_size=shard_size, progress=False)

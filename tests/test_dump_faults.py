@@ -489,3 +489,26 @@ def test_limit_flags_of_the_cli(tiny_model_dir, tmp_path, capsys):
                  "--max-lines", "3", "--max-line-bytes", "10", "--max-record-bytes", "1000"]) == 0
     assert [r.get("error", "").split(" (")[0] for r in read_out(out)] == ["too many lines", ""]
     assert re.search(r"errors: too many lines: 1", capsys.readouterr().err)
+
+
+def test_the_same_command_again_keeps_a_finished_output_and_a_users_file_is_never_overwritten(predictor, tmp_path,
+                                                                                                capsys):
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, range(3))
+    out = tmp_path / "o.jsonl"
+    first = predict_dump([str(src)], str(out), predictor=predictor, progress=False)
+    before = out.stat().st_mtime_ns
+    capsys.readouterr()
+    assert predict_dump([str(src)], str(out), predictor=predictor, progress=False) == first
+    assert out.stat().st_mtime_ns == before and "finished by the same run: kept" in capsys.readouterr().err
+    predict_dump([str(src)], str(out), predictor=predictor, with_probs=True, progress=False)  # another run: redone
+    assert "probs" in read_out(out)[0]
+
+    mine = tmp_path / "notes.jsonl"  # files no pagesieve run wrote: refused before the model loads
+    mine.write_text('{"my": "data"}\n')
+    (tmp_path / "outdir").mkdir()
+    (tmp_path / "outdir" / "in.jsonl").write_text("user's\n")  # where a directory output would write
+    for output in (str(mine), str(tmp_path / "outdir") + "/"):
+        with pytest.raises(ValueError, match="exists and is not the output of a pagesieve run"):
+            predict_dump([str(src)], output, predictor=predictor, progress=False)
+    assert mine.read_text() == '{"my": "data"}\n' and (tmp_path / "outdir" / "in.jsonl").read_text() == "user's\n"
