@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.throughput import SHARED, cold_word_cache, round_order, run_in_child, write_input  # noqa: E402
+from benchmarks.throughput import SHARED, cold_word_cache, fresh, round_order, run_in_child, write_input  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         models = {name: Predictor.from_pretrained(name, runtime=args.runtime) for name in names}
 
         def dump(p):
-            predict_dump([str(source)], str(tmp / "out.jsonl"), predictor=p, renderer=args.renderer, progress=False)
+            predict_dump([str(source)], str(fresh(tmp / "out.jsonl")), predictor=p, renderer=args.renderer, progress=False)
 
         for p in models.values():
             dump(p)  # warm: kernels, allocator

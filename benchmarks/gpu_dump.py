@@ -91,7 +91,7 @@ def labels_by_id(path: Path) -> dict:
 def run(args, tmp: Path, log, t0: float):
     import torch
 
-    from benchmarks.throughput import cold_word_cache, gold_pages, synthetic_dump, without_model
+    from benchmarks.throughput import cold_word_cache, fresh, gold_pages, synthetic_dump, without_model
     from pagesieve.dump import predict_dump
     from pagesieve.predictor import Predictor
     from pagesieve.text import split_lines
@@ -125,7 +125,7 @@ def run(args, tmp: Path, log, t0: float):
         """(seconds, summary, output, CPU seconds of this process: with workers, what the main process's one
         interpreter must do for every page whatever the device, so pages / that is a ceiling)."""
         cold_word_cache(predictor)
-        out = tmp / f"{name}.out.jsonl"
+        out = fresh(tmp / f"{name}.out.jsonl")  # the no-model pass writes where the pass before it did
         cpu, t = main_cpu(), time.perf_counter()
         summary = predict_dump([str(path)], str(out), predictor=predictor, batch_size=args.batch_size, workers=workers,
                                renderer="innertext", progress=False)

@@ -100,6 +100,14 @@ def run_extractor(spec: dict) -> dict:
     return {"seconds": time.perf_counter() - t, "pages": len(texts), "texts": texts}
 
 
+def fresh(out: Path) -> Path:
+    """`out` with no earlier output there: `predict_dump` keeps an output that the same run finished, and a timed run
+    must label again."""
+    for path in (out, out.with_name(out.name + ".summary.json")):
+        path.unlink(missing_ok=True)
+    return out
+
+
 def cold_word_cache(predictor):
     """Empty the tokenizer's word cache, so timed pages start cold (a fast tier's encoder, also a
     cascade's, keeps it in `tokens`)."""
@@ -139,7 +147,7 @@ def run_model(spec: dict) -> dict:
         without_model(p)
 
     def dump(path: Path, out: Path) -> dict:
-        return predict_dump([str(path)], str(out), predictor=p, batch_size=spec["batch_size"],
+        return predict_dump([str(path)], str(fresh(out)), predictor=p, batch_size=spec["batch_size"],
                             workers=spec["workers"], renderer=spec["renderer"], progress=False)
 
     with tempfile.TemporaryDirectory() as tmp:

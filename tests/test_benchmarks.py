@@ -93,7 +93,7 @@ def test_one_run_gives_every_system_and_input_with_speed_memory_and_accuracy(ben
 
 
 def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_dir, test_pages, tmp_path, bench,
-                                                                   monkeypatch):
+                                                                   monkeypatch, capsys):
     from pagesieve import Predictor
     from pagesieve.dump import predict_dump
 
@@ -125,6 +125,7 @@ def test_gpu_dump_reports_each_tier_and_agreement_with_a_reference(tiny_model_di
     assert rows[3]["pages"] == rows[4]["pages"] == 20 and rows[3]["pages_per_s"] > 0
     assert rows[3]["main_cpu_ms_per_page"] > 0 and rows[3]["main_process_ceiling_pages_per_s"] > 0
     assert len(replaced) == 2  # each no-model pass ran without the forward pass
+    assert "finished by the same run" not in capsys.readouterr().err  # each pass labeled its dump, none was kept
 
 
 def test_without_model_gives_constant_probabilities(tiny_model_dir, tiny_fast_dir, test_pages, bench):
