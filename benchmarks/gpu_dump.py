@@ -118,6 +118,7 @@ def run(args, tmp: Path, log, t0: float):
         if path.is_dir():
             path = path / f"{Path(model).name}.jsonl"
             if not path.exists():
+                log(step=f"{model}: no reference {path}: no agreement measured")
                 return {}
         return labels_by_id(path)
 
@@ -125,7 +126,7 @@ def run(args, tmp: Path, log, t0: float):
         """(seconds, summary, output, CPU seconds of this process: with workers, what the main process's one
         interpreter must do for every page whatever the device, so pages / that is a ceiling)."""
         cold_word_cache(predictor)
-        out = fresh(tmp / f"{name}.out.jsonl")  # the no-model pass writes where the pass before it did
+        out = fresh(tmp / f"{Path(name).name}.out.jsonl")  # the no-model pass writes where the pass before it did
         cpu, t = main_cpu(), time.perf_counter()
         summary = predict_dump([str(path)], str(out), predictor=predictor, batch_size=args.batch_size, workers=workers,
                                renderer="innertext", progress=False)

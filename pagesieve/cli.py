@@ -163,7 +163,8 @@ def cmd_predict(args) -> int:
     where = "each output's .summary.json" if "outputs" in summary else f"{summary['output']}.summary.json"
     print(f"pagesieve predict: {n_lines:,} lines: {by_label}; {time.monotonic() - started:.1f} s (summary in {where})",
           file=sys.stderr)
-    if summary["records_in"] and summary["errors"].get(NO_TEXT) == summary["records_in"]:
+    readable = summary["records_in"] - summary["errors"].get(CORRUPT, 0)  # a corrupt tail's record aside
+    if readable and summary["errors"].get(NO_TEXT) == readable:
         print(f"pagesieve predict: warning: no record has a field {args.lines_field!r}, {args.text_field!r} or "
               f"{args.html_field!r}: name the field that holds the page with --text-field, --lines-field or "
               "--html-field", file=sys.stderr)

@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import io
 import json
+import operator
 import os
 import queue
 import re
@@ -165,7 +166,7 @@ def detect_format(path: str) -> str:
         if os.path.exists(os.path.join(path, "dataset_info.json")) or os.path.exists(os.path.join(path, "dataset_dict.json")):
             return "hf"
         return "text"
-    if any(ch in path for ch in "*?["):
+    if is_glob(path):
         return "text"
     for suffix in (".gz", ".zst", ".zstd"):
         if p.endswith(suffix):
@@ -450,14 +451,28 @@ def read_warc(path, limits: Limits) -> Iterator[Record]:
             yield Record(f"{path}:{n + 1}", error=f"{CORRUPT} ({tail} bytes after the last whole record)")
 
 
+def is_glob(path: str) -> bool:
+    """A pattern to expand: wildcards in a path that is not there (a folder may be named crawl[2024])."""
+    return any(ch in path for ch in "*?[") and not os.path.exists(path)
+
+
+def _left_out(path: Path, root: Path) -> bool:
+    """Files a folder or glob input leaves out: hidden ones (.DS_Store, .git/), and pagesieve's own when an output
+    is written inside it (a summary, the output it describes, an unfinished run's shards, a file being written)."""
+    rel = path.relative_to(root).parts if root in path.parents else (path.name,)
+    return (any(part.startswith(".") for part in rel) or any(part.endswith(".parts") for part in rel[:-1])
+            or path.name.endswith((".summary.json", ".tmp")) or path.with_name(path.name + ".summary.json").exists())
+
+
 def _text_files(path: str) -> list[str]:
-    """The files a folder (hidden files and folders left out: .DS_Store, .git) or a glob stands for, sorted."""
+    """The files a folder or a glob stands for (`_left_out` aside), sorted; a file: itself."""
     if os.path.isdir(path):
         root = Path(path)
-        return sorted(str(p) for p in root.rglob("*")
-                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if any(ch in path for ch in "*?["):
-        return sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
+        return sorted(str(p) for p in root.rglob("*") if p.is_file() and not _left_out(p, root))
+    if is_glob(path):
+        root = _input_base(path)
+        return sorted(f for f in glob.glob(path, recursive=True)
+                      if os.path.isfile(f) and not _left_out(Path(os.path.abspath(f)), root))
     return [path]
 
 
@@ -517,11 +532,13 @@ def check_input(path: str, fmt: str | None = None) -> str:
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt == "text" and any(ch in path for ch in "*?[") and not os.path.exists(path):
+    if fmt == "text" and is_glob(path):
         if not _text_files(path):
             raise FileNotFoundError(f"{path}: no file matches")
     elif not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    elif fmt == "text" and os.path.isdir(path) and not _text_files(path):
+        raise FileNotFoundError(f"{path}: no file in this folder (hidden files are left out)")
     return fmt
 
 
@@ -711,7 +728,8 @@ _FORMAT_SUFFIXES = (".warc.wet", ".jsonl", ".ndjson", ".json", ".parquet", ".wet
 def _input_base(inp: str) -> Path:
     """The file or folder an input names: a glob stands for the folder before its first wildcard."""
     parts = Path(inp).parts
-    wild = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
+    wild = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts)) if is_glob(inp) \
+        else len(parts)
     return Path(os.path.abspath(Path(*parts[:wild]) if wild else "."))
 
 
@@ -773,20 +791,24 @@ def _format_by_name(path: str) -> str | None:
 def expand_inputs(inputs: list[str], fmt: str | None) -> list[str]:
     """The inputs as they are read: a folder or glob of dump files (JSONL, Parquet, WARC, WET, by their names)
     stands for those files, each read in its own format; a folder or glob of pages (text or HTML files) stays
-    one input of one page per file. One that holds both is refused, as is nothing matching. With `fmt` given,
-    every input is read as told (--format text: every file one page)."""
-    if fmt:
+    one input of one page per file. One that holds both is refused (files named _* and empty ones aside). With a
+    dump format given, every file of a folder or glob is read in it; with text or hf, every input as told."""
+    if fmt in ("text", "hf"):
         return list(inputs)
     out = []
     for inp in inputs:
-        is_glob = any(ch in inp for ch in "*?[") and not os.path.exists(inp)
-        if not is_glob and not (os.path.isdir(inp) and detect_format(inp) == "text"):
+        if not is_glob(inp) and not (os.path.isdir(inp) and detect_format(inp) == "text"):
             out.append(inp)
             continue
         files = _text_files(inp)
+        if fmt:  # --format jsonl etc.: every file of the folder or glob in that format
+            out.extend(files or [inp])
+            continue
         dumps = [f for f in files if _format_by_name(f) in DUMP_FORMATS]
-        if dumps and len(dumps) < len(files):
-            other = next(f for f in files if f not in set(dumps))
+        others = [f for f in files if f not in set(dumps)  # markers and empty files (Spark's _SUCCESS) aside
+                  and not Path(f).name.startswith("_") and os.path.getsize(f) > 0]
+        if dumps and others:
+            other = others[0]
             raise ValueError(f"{inp} holds dump files ({dumps[0]}, ...) and other files ({other}, ...): name the "
                              "dump files alone (a quoted glob such as 'DIR/*.jsonl.gz'), or pass --format text to "
                              "read every file as one page")
@@ -811,7 +833,7 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
         jobs = [(inputs, out)]
     for _, path in jobs:  # a file that no run of pagesieve wrote (no summary beside it) is the user's
         summary, manifest = path.with_name(path.name + ".summary.json"), path.with_name(path.name + ".parts") / "manifest.json"
-        if path.exists() and not summary.exists() and not manifest.exists():
+        if path.exists() and path.stat().st_size and not summary.exists() and not manifest.exists():
             raise ValueError(f"{path} exists and is not the output of a pagesieve run (no {summary.name} beside it): "
                              "remove it, or write to another output")
     return jobs
@@ -883,7 +905,8 @@ def input_fingerprint(path: str) -> dict:
     if os.path.isfile(path):
         return _file_fingerprint(path)
     # a folder (text files, a saved dataset) or a glob: its files' names, sizes and times
-    files = [str(p) for p in Path(path).rglob("*") if p.is_file()] if os.path.isdir(path) else _text_files(path)
+    files = ([str(p) for p in Path(path).rglob("*") if p.is_file()] if detect_format(path) == "hf"
+             else _text_files(path))  # a saved dataset: all its files; pages: those read
     h = hashlib.sha1()
     for f in sorted(files):
         st = os.stat(f)
@@ -953,8 +976,13 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
     min_prob = check_min_prob(min_prob)
     keep = check_keep(keep) if keep else None
     for name, value, least in (("shard_size", shard_size, 1), ("workers", workers, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        try:
+            ok = not isinstance(value, bool) and operator.index(value) >= least
+        except TypeError:
+            ok = False
+        if not ok:
             raise ValueError(f"{name} must be a whole number >= {least}, not {value!r}")
+    shard_size, workers = operator.index(shard_size), operator.index(workers)  # a numpy int too, as an int
     jobs = plan_outputs(inputs, output, fmt)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
@@ -1001,6 +1029,11 @@ def _merge_summaries(summaries: list[dict]) -> dict:
             "outputs": [s["output"] for s in summaries]}
 
 
+# what reading inputs gives, by version: an output finished by a run of another is labeled again, not kept
+# (2: folders and globs of dump files, HTML files, WARC and WET records of either kind)
+READER = 2
+
+
 def _run_key(identity: dict) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -1014,9 +1047,9 @@ def _finished(out: Path, parts: Path, key: str) -> dict | None:
         done = json.loads(out.with_name(out.name + ".summary.json").read_text())
     except (OSError, ValueError):
         return None
-    if done.get("run") != key:
+    if done.get("run") != key or done.get("reader") != READER:
         return None
-    return {k: v for k, v in done.items() if k not in ("run", "elapsed_s")}
+    return {k: v for k, v in done.items() if k not in ("run", "reader", "elapsed_s")}
 
 
 def _manifest(parts: Path, identity: dict) -> dict:
@@ -1226,7 +1259,8 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
     summary = {"output": str(out), "records_in": total, "records_out": written, "errors": dict(errors),
                "lines": {label: by_label[label] for label in LABELS}}
     _write_atomic(out.with_name(out.name + ".summary.json"),
-                  json.dumps({**summary, "elapsed_s": round(elapsed, 1), "run": manifest["key"]}, indent=1).encode())
+                  json.dumps({**summary, "elapsed_s": round(elapsed, 1), "run": manifest["key"], "reader": READER},
+                             indent=1).encode())
     shutil.rmtree(parts)
     return summary
 

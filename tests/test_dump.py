@@ -94,7 +94,7 @@ def test_interrupted_run_resumes_byte_identical(predictor, tmp_path, shard_size,
     summary = predict_dump([str(src)], str(part), predictor=predictor, shard_size=shard_size, progress=False)
     assert part.read_bytes() == full.read_bytes()
     assert summary["records_in"] == n
-    # the same command again keeps the finished output (below); removed, it is labeled again
+    # the same command again keeps the finished output (test_dump_faults.py); removed, it is labeled again
     part.unlink()
     # a different command on the same unfinished parts is refused, not mixed
     with pytest.raises(Boom):
@@ -397,3 +397,46 @@ def test_the_heap_is_frozen_during_a_run_and_thawed_after(predictor, tmp_path, m
     finally:
         gc.unfreeze()
     assert read_out(tmp_path / "a.jsonl") == read_out(tmp_path / "b.jsonl")
+
+
+def test_folder_inputs_leave_out_pagesieves_own_files_and_take_names_with_brackets(predictor, tmp_path, capsys):
+    import numpy as np
+
+    d = tmp_path / "crawl[2024]"  # a folder whose name holds a wildcard character: a folder, not a pattern
+    d.mkdir()
+    make_jsonl(d / "a.jsonl", n=8)
+    make_jsonl(d / "b[1].jsonl", n=8)
+    (d / "_SUCCESS").write_text("")  # markers and empty files are not "other files"
+    assert detect_format(str(d / "b[1].jsonl")) == "jsonl"
+    first = predict_dump([str(d)], str(d / "all.jsonl"), predictor=predictor, progress=False)  # output inside
+    assert first["records_in"] == 16
+    capsys.readouterr()
+    again = predict_dump([str(d)], str(d / "all.jsonl"), predictor=predictor, shard_size=np.int64(1000), progress=False)
+    assert again == first and "finished by the same run: kept" in capsys.readouterr().err  # its own output not read
+    alone = predict_dump([str(d / "b[1].jsonl")], str(tmp_path / "b.jsonl"), predictor=predictor, progress=False)
+    assert alone["records_in"] == 8  # a file named with brackets is read, not matched as a pattern
+
+    e = tmp_path / "data"
+    e.mkdir()
+    make_jsonl(e / "part-0.data", n=5)
+    assert predict_dump([str(e)], str(tmp_path / "e.jsonl"), predictor=predictor, fmt="jsonl",
+                        progress=False)["records_in"] == 5  # --format jsonl: each file of the folder in it
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".hidden").write_text("x")
+    with pytest.raises(FileNotFoundError, match="no file in this folder"):
+        predict_dump([str(tmp_path / "empty")], str(tmp_path / "x.jsonl"), predictor=predictor, progress=False)
+
+
+def test_an_output_finished_by_another_reader_version_is_labeled_again(predictor, tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    make_jsonl(src, n=5)
+    out = tmp_path / "o.jsonl"
+    out.write_text("")  # a file made ready for the output (empty): not the user's data
+    predict_dump([str(src)], str(out), predictor=predictor, progress=False)
+    summary = out.with_name("o.jsonl.summary.json")
+    old = json.loads(summary.read_text())
+    del old["reader"]  # as written before the reader changed
+    summary.write_text(json.dumps(old))
+    capsys.readouterr()
+    predict_dump([str(src)], str(out), predictor=predictor, progress=False)
+    assert "kept" not in capsys.readouterr().err and "reader" in json.loads(summary.read_text())
