@@ -456,24 +456,40 @@ def is_glob(path: str) -> bool:
     return any(ch in path for ch in "*?[") and not os.path.exists(path)
 
 
-def _left_out(path: Path, root: Path) -> bool:
-    """Files a folder or glob input leaves out: hidden ones (.DS_Store, .git/), and pagesieve's own when an output
-    is written inside it (a summary, the output it describes, an unfinished run's shards, a file being written)."""
-    rel = path.relative_to(root).parts if root in path.parents else (path.name,)
-    return (any(part.startswith(".") for part in rel) or any(part.endswith(".parts") for part in rel[:-1])
-            or path.name.endswith((".summary.json", ".tmp")) or path.with_name(path.name + ".summary.json").exists())
+def _own_file(name: str, names: set[str]) -> bool:
+    """A file that a pagesieve run wrote, by its name among those of its folder: a summary, the output it
+    describes, a file being written."""
+    return name.endswith((".summary.json", ".tmp")) or name + ".summary.json" in names
+
+
+def _listed_files(path: str) -> tuple[list[str], list[str]]:
+    """(the files a folder or a glob stands for, sorted; those of them pagesieve wrote, left out). Hidden files and
+    folders (.DS_Store, .git/) and unfinished runs' shard folders (*.parts/) are not listed; a file: itself."""
+    if os.path.isdir(path):
+        found = []
+        for folder, dirs, names in os.walk(path):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not d.endswith(".parts")]
+            found += [(os.path.join(folder, n), set(names)) for n in names if not n.startswith(".")]
+    elif is_glob(path):
+        listing: dict[str, set[str]] = {}
+        found = []
+        for f in glob.glob(path, recursive=True):
+            parts = Path(f).parts
+            if os.path.isfile(f) and not any(p.endswith(".parts") for p in parts[:-1]):
+                folder = os.path.dirname(f) or "."
+                if folder not in listing:
+                    listing[folder] = set(os.listdir(folder))
+                found.append((f, listing[folder]))
+    else:
+        return [path], []
+    kept, own = [], []
+    for f, names in found:
+        (own if _own_file(os.path.basename(f), names) else kept).append(f)
+    return sorted(kept), sorted(own)
 
 
 def _text_files(path: str) -> list[str]:
-    """The files a folder or a glob stands for (`_left_out` aside), sorted; a file: itself."""
-    if os.path.isdir(path):
-        root = Path(path)
-        return sorted(str(p) for p in root.rglob("*") if p.is_file() and not _left_out(p, root))
-    if is_glob(path):
-        root = _input_base(path)
-        return sorted(f for f in glob.glob(path, recursive=True)
-                      if os.path.isfile(f) and not _left_out(Path(os.path.abspath(f)), root))
-    return [path]
+    return _listed_files(path)[0]
 
 
 def _text_file_page(f: str, limits: Limits) -> Record:
@@ -532,13 +548,11 @@ def check_input(path: str, fmt: str | None = None) -> str:
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if fmt == "text" and is_glob(path):
-        if not _text_files(path):
-            raise FileNotFoundError(f"{path}: no file matches")
-    elif not os.path.exists(path):
+    if fmt == "text" and (is_glob(path) or os.path.isdir(path)) and not _text_files(path):
+        raise FileNotFoundError(f"{path}: {'no file matches' if is_glob(path) else 'no file in this folder'} "
+                                "(hidden files, and files that pagesieve wrote, are left out)")
+    elif not os.path.exists(path) and not is_glob(path):
         raise FileNotFoundError(f"{path}: no such file")
-    elif fmt == "text" and os.path.isdir(path) and not _text_files(path):
-        raise FileNotFoundError(f"{path}: no file in this folder (hidden files are left out)")
     return fmt
 
 
@@ -788,6 +802,14 @@ def _format_by_name(path: str) -> str | None:
         return None
 
 
+def _marker(path: str) -> bool:
+    """A file beside dump files that is not one: named _* (Spark's _SUCCESS) or empty (or gone)."""
+    try:
+        return os.path.basename(path).startswith("_") or os.path.getsize(path) == 0
+    except OSError:
+        return True
+
+
 def expand_inputs(inputs: list[str], fmt: str | None) -> list[str]:
     """The inputs as they are read: a folder or glob of dump files (JSONL, Parquet, WARC, WET, by their names)
     stands for those files, each read in its own format; a folder or glob of pages (text or HTML files) stays
@@ -800,13 +822,18 @@ def expand_inputs(inputs: list[str], fmt: str | None) -> list[str]:
         if not is_glob(inp) and not (os.path.isdir(inp) and detect_format(inp) == "text"):
             out.append(inp)
             continue
-        files = _text_files(inp)
-        if fmt:  # --format jsonl etc.: every file of the folder or glob in that format
-            out.extend(files or [inp])
+        files, own = _listed_files(inp)
+        if own:
+            print(f"pagesieve: {inp}: left out {len(own)} file(s) that pagesieve wrote ({own[0]}, ...): name them "
+                  "to read them", file=sys.stderr)
+        if fmt:  # --format jsonl etc.: every file of the folder or glob in that format, markers aside
+            files = [f for f in files if not _marker(f)]
+            if not files:
+                raise FileNotFoundError(f"{inp}: {'no file matches' if is_glob(inp) else 'no file in this folder'}")
+            out.extend(files)
             continue
         dumps = [f for f in files if _format_by_name(f) in DUMP_FORMATS]
-        others = [f for f in files if f not in set(dumps)  # markers and empty files (Spark's _SUCCESS) aside
-                  and not Path(f).name.startswith("_") and os.path.getsize(f) > 0]
+        others = [f for f in files if f not in set(dumps) and not _marker(f)] if dumps else []
         if dumps and others:
             other = others[0]
             raise ValueError(f"{inp} holds dump files ({dumps[0]}, ...) and other files ({other}, ...): name the "
@@ -828,10 +855,10 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
         jobs = [([inp], out / f"{name}.jsonl") for inp, name in zip(inputs, output_names(inputs))]
     else:
         _output_suffix(out)
-        if any(os.path.abspath(inp) == os.path.abspath(out) for inp in inputs):
-            raise ValueError(f"{out}: the output would overwrite an input")
         jobs = [(inputs, out)]
-    for _, path in jobs:  # a file that no run of pagesieve wrote (no summary beside it) is the user's
+    for _, path in jobs:
+        if any(os.path.abspath(inp) == os.path.abspath(path) for inp in inputs):
+            raise ValueError(f"{path}: the output would overwrite an input")  # a file that no run of pagesieve wrote (no summary beside it) is the user's
         summary, manifest = path.with_name(path.name + ".summary.json"), path.with_name(path.name + ".parts") / "manifest.json"
         if path.exists() and path.stat().st_size and not summary.exists() and not manifest.exists():
             raise ValueError(f"{path} exists and is not the output of a pagesieve run (no {summary.name} beside it): "
@@ -1029,8 +1056,9 @@ def _merge_summaries(summaries: list[dict]) -> dict:
             "outputs": [s["output"] for s in summaries]}
 
 
-# what reading inputs gives, by version: an output finished by a run of another is labeled again, not kept
-# (2: folders and globs of dump files, HTML files, WARC and WET records of either kind)
+# what reading inputs gives, by version, in every run's key: an output finished by a run of another is labeled
+# again, and its unfinished shards are not continued (2: folders and globs of dump files, HTML files, WARC and WET
+# records of either kind, hidden files and pagesieve's own left out of folders)
 READER = 2
 
 
@@ -1047,9 +1075,9 @@ def _finished(out: Path, parts: Path, key: str) -> dict | None:
         done = json.loads(out.with_name(out.name + ".summary.json").read_text())
     except (OSError, ValueError):
         return None
-    if done.get("run") != key or done.get("reader") != READER:
+    if done.get("run") != key:
         return None
-    return {k: v for k, v in done.items() if k not in ("run", "reader", "elapsed_s")}
+    return {k: v for k, v in done.items() if k not in ("run", "elapsed_s")}
 
 
 def _manifest(parts: Path, identity: dict) -> dict:
@@ -1064,6 +1092,9 @@ def _manifest(parts: Path, identity: dict) -> dict:
     except (OSError, ValueError):
         old = {}
     if old.get("key") != key:
+        if old and old.get("reader") != identity["reader"]:
+            raise ValueError(f"{parts} holds an unfinished run of an earlier pagesieve version, which read inputs "
+                             f"otherwise; delete {parts} to start again, or write to another output.")
         changed = [what for k, what in (("inputs", "input files"), ("fingerprints", "input contents"),
                                         ("model", "model"), ("runtime", "runtime"), ("options", "options"))
                    if old.get(k) != identity[k]]
@@ -1169,7 +1200,8 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
              opts: dict, workers: int, progress: bool) -> dict:
     suffix = _output_suffix(out)
     manifest_path = parts / "manifest.json"
-    run = {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs], **identity, "options": opts}
+    run = {"inputs": inputs, "fingerprints": [input_fingerprint(i) for i in inputs], **identity, "options": opts,
+           "reader": READER}
     finished = _finished(out, parts, _run_key(run))
     if finished is not None:  # the same run again (a restarted job): its finished outputs stay
         print(f"pagesieve: {out} was finished by the same run: kept (remove it to label again)", file=sys.stderr)
@@ -1259,8 +1291,7 @@ def _run_one(inputs: list[str], out: Path, parts: Path, predictor, identity: dic
     summary = {"output": str(out), "records_in": total, "records_out": written, "errors": dict(errors),
                "lines": {label: by_label[label] for label in LABELS}}
     _write_atomic(out.with_name(out.name + ".summary.json"),
-                  json.dumps({**summary, "elapsed_s": round(elapsed, 1), "run": manifest["key"], "reader": READER},
-                             indent=1).encode())
+                  json.dumps({**summary, "elapsed_s": round(elapsed, 1), "run": manifest["key"]}, indent=1).encode())
     shutil.rmtree(parts)
     return summary
 

@@ -412,7 +412,11 @@ def test_folder_inputs_leave_out_pagesieves_own_files_and_take_names_with_bracke
     assert first["records_in"] == 16
     capsys.readouterr()
     again = predict_dump([str(d)], str(d / "all.jsonl"), predictor=predictor, shard_size=np.int64(1000), progress=False)
-    assert again == first and "finished by the same run: kept" in capsys.readouterr().err  # its own output not read
+    err = capsys.readouterr().err
+    assert again == first and "finished by the same run: kept" in err  # its own output not read, and said so
+    assert "left out 2 file(s) that pagesieve wrote" in err  # all.jsonl and its summary
+    with pytest.raises(ValueError, match="would overwrite an input"):
+        predict_dump([str(d)], str(d) + "/", predictor=predictor, progress=False)  # outputs a.jsonl over a.jsonl
     alone = predict_dump([str(d / "b[1].jsonl")], str(tmp_path / "b.jsonl"), predictor=predictor, progress=False)
     assert alone["records_in"] == 8  # a file named with brackets is read, not matched as a pattern
 
@@ -421,22 +425,33 @@ def test_folder_inputs_leave_out_pagesieves_own_files_and_take_names_with_bracke
     make_jsonl(e / "part-0.data", n=5)
     assert predict_dump([str(e)], str(tmp_path / "e.jsonl"), predictor=predictor, fmt="jsonl",
                         progress=False)["records_in"] == 5  # --format jsonl: each file of the folder in it
+    (e / "_SUCCESS").write_text("")  # a marker, even with --format given
+    assert predict_dump([str(e)], str(tmp_path / "e2.jsonl"), predictor=predictor, fmt="jsonl",
+                        progress=False)["records_in"] == 5
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / ".hidden").write_text("x")
-    with pytest.raises(FileNotFoundError, match="no file in this folder"):
-        predict_dump([str(tmp_path / "empty")], str(tmp_path / "x.jsonl"), predictor=predictor, progress=False)
+    for fmt in (None, "jsonl", "text"):
+        with pytest.raises(FileNotFoundError, match="no file in this folder"):
+            predict_dump([str(tmp_path / "empty")], str(tmp_path / "x.jsonl"), predictor=predictor, fmt=fmt,
+                         progress=False)
 
 
-def test_an_output_finished_by_another_reader_version_is_labeled_again(predictor, tmp_path, capsys):
+def test_runs_of_another_reader_version_are_labeled_again_not_kept_or_continued(predictor, tmp_path, capsys,
+                                                                             monkeypatch):
+    import pagesieve.dump as dump
+
     src = tmp_path / "in.jsonl"
-    make_jsonl(src, n=5)
+    make_jsonl(src, n=40)
     out = tmp_path / "o.jsonl"
     out.write_text("")  # a file made ready for the output (empty): not the user's data
+    monkeypatch.setattr(dump, "READER", 1)  # as an earlier version read inputs
     predict_dump([str(src)], str(out), predictor=predictor, progress=False)
-    summary = out.with_name("o.jsonl.summary.json")
-    old = json.loads(summary.read_text())
-    del old["reader"]  # as written before the reader changed
-    summary.write_text(json.dumps(old))
+    with pytest.raises(Boom):  # and an unfinished run of it
+        predict_dump([str(src)], str(tmp_path / "part.jsonl"), predictor=Flaky(predictor, 2), shard_size=8,
+                     progress=False)
+    monkeypatch.setattr(dump, "READER", 2)
     capsys.readouterr()
     predict_dump([str(src)], str(out), predictor=predictor, progress=False)
-    assert "kept" not in capsys.readouterr().err and "reader" in json.loads(summary.read_text())
+    assert "kept" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unfinished run of an earlier pagesieve version"):
+        predict_dump([str(src)], str(tmp_path / "part.jsonl"), predictor=predictor, shard_size=8, progress=False)
