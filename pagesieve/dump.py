@@ -469,7 +469,8 @@ def _listed_files(path: str) -> tuple[list[str], list[str]]:
         found = []
         for folder, dirs, names in os.walk(path):
             dirs[:] = [d for d in dirs if not d.startswith(".") and not d.endswith(".parts")]
-            found += [(os.path.join(folder, n), set(names)) for n in names if not n.startswith(".")]
+            in_folder = set(names)  # one set per folder, shared by its files
+            found += [(os.path.join(folder, n), in_folder) for n in names if not n.startswith(".")]
     elif is_glob(path):
         listing: dict[str, set[str]] = {}
         found = []
