@@ -859,8 +859,10 @@ def plan_outputs(inputs: list[str], output: str, fmt: str | None) -> list[tuple[
         jobs = [(inputs, out)]
     for _, path in jobs:
         if any(os.path.abspath(inp) == os.path.abspath(path) for inp in inputs):
-            raise ValueError(f"{path}: the output would overwrite an input")  # a file that no run of pagesieve wrote (no summary beside it) is the user's
-        summary, manifest = path.with_name(path.name + ".summary.json"), path.with_name(path.name + ".parts") / "manifest.json"
+            raise ValueError(f"{path}: the output would overwrite an input")
+        # a non-empty file that no run of pagesieve wrote (no summary, no unfinished run beside it) is the user's
+        summary = path.with_name(path.name + ".summary.json")
+        manifest = path.with_name(path.name + ".parts") / "manifest.json"
         if path.exists() and path.stat().st_size and not summary.exists() and not manifest.exists():
             raise ValueError(f"{path} exists and is not the output of a pagesieve run (no {summary.name} beside it): "
                              "remove it, or write to another output")
