@@ -126,14 +126,15 @@ def check(out: Path, tiers: list[str], n: int) -> bool:
     lines = (out / "pages.jsonl").read_text(encoding="utf-8").splitlines()[:n]
     (tmp / "pages.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     env = dict(os.environ, PAGESIEVE_E5_FILE=str(tmp / "e5.bin"), PAGESIEVE_CACHE=str(tmp / "cache"))
+    from benchmarks.gpu_dump import labels_by_id
+
     ok = True
     for tier in tiers:
         got = tmp / f"{tier}.jsonl"
         subprocess.run([sys.executable, "-m", "pagesieve", "predict", str(tmp / "pages.jsonl"), "-o", str(got),
                         "--model", tier, "--device", "cpu", "--runtime", "torch"],
                        check=True, cwd=ROOT, env=env)
-        mine = {r["id"]: r["labels"] for r in map(json.loads, got.read_text().splitlines())}
-        ref = {r["id"]: r["labels"] for r in map(json.loads, (out / "reference" / f"{tier}.jsonl").read_text().splitlines())}
+        mine, ref = labels_by_id(got), labels_by_id(out / "reference" / f"{tier}.jsonl")
         same = sum(mine[k] == ref.get(k) for k in mine)
         print(f"check {tier}: {same} of {len(mine)} pages with the same labels as the reference", flush=True)
         ok &= same == len(mine) == n

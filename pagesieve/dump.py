@@ -493,6 +493,11 @@ def _text_files(path: str) -> list[str]:
     return _listed_files(path)[0]
 
 
+def _no_files(path: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{path}: {'no file matches' if is_glob(path) else 'no file in this folder'} "
+                             "(hidden files, and files that pagesieve wrote, are left out)")
+
+
 def _text_file_page(f: str, limits: Limits) -> Record:
     try:
         if os.path.getsize(f) > limits.record_bytes:
@@ -550,8 +555,7 @@ def check_input(path: str, fmt: str | None = None) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "text" and (is_glob(path) or os.path.isdir(path)) and not _text_files(path):
-        raise FileNotFoundError(f"{path}: {'no file matches' if is_glob(path) else 'no file in this folder'} "
-                                "(hidden files, and files that pagesieve wrote, are left out)")
+        raise _no_files(path)
     elif not os.path.exists(path) and not is_glob(path):
         raise FileNotFoundError(f"{path}: no such file")
     return fmt
@@ -743,8 +747,9 @@ _FORMAT_SUFFIXES = (".warc.wet", ".jsonl", ".ndjson", ".json", ".parquet", ".wet
 def _input_base(inp: str) -> Path:
     """The file or folder an input names: a glob stands for the folder before its first wildcard."""
     parts = Path(inp).parts
-    wild = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts)) if is_glob(inp) \
-        else len(parts)
+    wild = len(parts)
+    if is_glob(inp):
+        wild = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), wild)
     return Path(os.path.abspath(Path(*parts[:wild]) if wild else "."))
 
 
@@ -830,7 +835,7 @@ def expand_inputs(inputs: list[str], fmt: str | None) -> list[str]:
         if fmt:  # --format jsonl etc.: every file of the folder or glob in that format, markers aside
             files = [f for f in files if not _marker(f)]
             if not files:
-                raise FileNotFoundError(f"{inp}: {'no file matches' if is_glob(inp) else 'no file in this folder'}")
+                raise _no_files(inp)
             out.extend(files)
             continue
         dumps = [f for f in files if _format_by_name(f) in DUMP_FORMATS]
@@ -1005,14 +1010,7 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
         raise ValueError("no input")
     min_prob = check_min_prob(min_prob)
     keep = check_keep(keep) if keep else None
-    for name, value, least in (("shard_size", shard_size, 1), ("workers", workers, 0)):
-        try:
-            ok = not isinstance(value, bool) and operator.index(value) >= least
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{name} must be a whole number >= {least}, not {value!r}")
-    shard_size, workers = operator.index(shard_size), operator.index(workers)  # a numpy int too, as an int
+    shard_size, workers = _whole("shard_size", shard_size, 1), _whole("workers", workers, 0)
     jobs = plan_outputs(inputs, output, fmt)
     opts = dict(fmt=fmt, fields=vars(fields or Fields()), keep=list(keep or []), with_probs=with_probs,
                 with_labels=with_labels, with_lines=with_lines, keep_fields=keep_fields, renderer=renderer,
@@ -1030,6 +1028,17 @@ def predict_dump(inputs: list[str] | str, output: str, *, predictor=None, model:
         summaries = [_run_one(job_inputs, out, p, predictor, identity, batch_size, opts, workers, progress)
                      for (job_inputs, out), p in zip(jobs, parts)]
     return _merge_summaries(summaries) if is_dir_output(output) else summaries[0]
+
+
+def _whole(name: str, value, least: int) -> int:
+    """`value` as an int (a numpy int too), or a ValueError naming it when it is no whole number >= least."""
+    try:
+        n = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < least:
+        raise ValueError(f"{name} must be a whole number >= {least}, not {value!r}")
+    return n
 
 
 @contextlib.contextmanager
